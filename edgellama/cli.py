@@ -1,0 +1,151 @@
+"""The `edgellama` command. Each verb imports what it needs when it runs, so `--help` is instant."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+from .errors import InputError
+
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True,
+                  help="Load, quantize, export and check Llama-family models for phones and edge boards.")
+out = Console()
+err = Console(stderr=True)
+_debug = {"on": bool(os.environ.get("EDGELLAMA_DEBUG"))}
+
+ModelOpt = typer.Option(None, "--model", "-m", help="Meta/HF checkpoint folder or .gguf file (default: embedded SmolLM2-135M-Instruct).")
+
+
+@app.callback()
+def _root(debug: bool = typer.Option(False, "--debug", help="Show tracebacks for input errors.")):
+    _debug["on"] = bool(os.environ.get("EDGELLAMA_DEBUG")) or debug
+
+
+def resolve_model(model: Optional[Path]) -> Path:
+    from .default_model import default_model_path
+
+    return model if model is not None else default_model_path()
+
+
+def dtype_of(name: str):
+    import torch
+
+    table = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+    if name not in table:
+        raise InputError(f"--dtype {name}: unknown; use one of {', '.join(table)}")
+    return table[name]
+
+
+def load_with_progress(ckpt, dtype):
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from .loader import build_model
+
+    with Progress(TextColumn("loading {task.description}"), BarColumn(), TimeElapsedColumn(),
+                  console=err, transient=True) as bar:
+        task = bar.add_task(ckpt.path.name, total=len(ckpt.tensors))
+        return build_model(ckpt, dtype, progress=lambda _name: bar.advance(task))
+
+
+@app.command()
+def inspect(path: Optional[Path] = typer.Argument(None, help="Checkpoint (default: the embedded model)."),
+            as_json: bool = typer.Option(False, "--json", help="Print one JSON object (schema in README).")):
+    """Describe a checkpoint: format, shards, architecture, parameters, tokenizer, size per quant scheme."""
+    from dataclasses import asdict
+
+    from .formats import open_checkpoint
+    from .schemes import estimate_bytes
+    from .tokenizer import tokenizer_for
+
+    ckpt = open_checkpoint(resolve_model(path))
+    tok = tokenizer_for(ckpt)
+    arch = {k: v for k, v in asdict(ckpt.args).items() if k != "extra"}
+    arch["head_dim"] = ckpt.args.head_dim
+    sizes = {f"{scheme}" + (f"-g{g}" if g else ""): round(estimate_bytes(ckpt.args, scheme, g) / 2**20, 1)
+             for scheme, g in (("fp32", 0), ("bf16", 0), ("8w", 0), ("8da4w", 32), ("8da4w", 128),
+                               ("4w", 32), ("4w", 128))}
+    report = {
+        "path": str(ckpt.path), "format": ckpt.format, "files": [str(f) for f in ckpt.files],
+        "shards": sum(1 for f in ckpt.files if f.suffix in (".pth", ".safetensors", ".bin", ".gguf")),
+        "architecture": arch, "parameters": ckpt.args.num_params(), "dtypes": sorted(ckpt.source_dtypes),
+        "tokenizer": {"kind": tok.kind, "vocab_size": tok.vocab_size, "bos_id": tok.bos_id, "eos_ids": tok.eos_ids,
+                      "add_bos": tok.add_bos, "chat_template": bool(tok.chat_template)},
+        "size_estimates_mb": sizes,
+    }
+    if as_json:
+        print(json.dumps(report, indent=1))
+        return
+    from rich.table import Table
+
+    out.print(f"[bold]{ckpt.path}[/]  ({ckpt.format}, {report['shards']} weight file(s), {', '.join(report['dtypes'])})")
+    out.print(f"{report['parameters'] / 1e6:,.1f}M parameters · " +
+              " · ".join(f"{k}={v}" for k, v in arch.items()))
+    out.print(f"tokenizer: {tok.kind}, {tok.vocab_size} tokens, bos={tok.bos_id}, eos={tok.eos_ids}, "
+              f"chat template: {'yes' if tok.chat_template else 'Llama 2 [INST]'}")
+    table = Table("scheme", "estimated size (MiB)")
+    for k, v in sizes.items():
+        table.add_row(k, f"{v:,.1f}")
+    out.print(table)
+
+
+@app.command()
+def generate(prompt: str = typer.Option(..., "--prompt", "-p"),
+             model: Optional[Path] = ModelOpt,
+             chat: bool = typer.Option(False, "--chat", help="Wrap the prompt in the model's chat template."),
+             system: Optional[str] = typer.Option(None, "--system", help="System prompt (with --chat)."),
+             max_new_tokens: int = typer.Option(128, "--max-new-tokens", "-n", min=1),
+             temperature: float = typer.Option(0.0, "--temperature", "-t", min=0.0, help="0 = greedy."),
+             top_k: int = typer.Option(0, "--top-k", min=0),
+             top_p: float = typer.Option(1.0, "--top-p", min=0.0, max=1.0),
+             seed: Optional[int] = typer.Option(None, "--seed"),
+             max_seq_len: int = typer.Option(2048, "--max-seq-len", min=2, help="KV cache length."),
+             dtype: str = typer.Option("fp32", "--dtype", help="fp32 | bf16 | fp16"),
+             tokenizer: Optional[Path] = typer.Option(None, "--tokenizer", help="Override the checkpoint's tokenizer."),
+             as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of streaming text.")):
+    """Generate text with the eager reference model (static KV cache), and report tok/s."""
+    from .formats import open_checkpoint
+    from .runtime.generate import Sampling, TextStreamer
+    from .runtime.generate import generate as run
+    from .runtime.session import EagerSession
+    from .tokenizer import tokenizer_for
+
+    path = resolve_model(model)
+    ckpt = open_checkpoint(path)
+    tok = tokenizer_for(ckpt, tokenizer)
+    torch_dtype = dtype_of(dtype)
+    text = tok.chat_prompt(prompt, system) if chat else prompt
+    ids = tok.encode(text)
+    if len(ids) >= max_seq_len:
+        raise InputError(f"--prompt: {len(ids)} tokens do not fit --max-seq-len {max_seq_len}; shorten it or raise --max-seq-len")
+    session = EagerSession(load_with_progress(ckpt, torch_dtype), tok, max_seq_len)
+    streamer = None if as_json else TextStreamer(tok, lambda s: (sys.stdout.write(s), sys.stdout.flush()))
+    result = run(session, ids, max_new_tokens, Sampling(temperature, top_k, top_p, seed), on_token=streamer)
+    s = result.stats
+    if as_json:
+        print(json.dumps({"model": str(path), "prompt": text, "prompt_ids": ids, "tokens": result.tokens,
+                          "text": tok.decode(result.tokens), "stop_reason": result.stop_reason,
+                          "stats": s.to_dict()}, indent=1))
+        return
+    sys.stdout.write("\n")
+    err.print(f"[dim]{s.prompt_tokens} prompt tokens, {s.new_tokens} new · TTFT {s.ttft_s * 1000:.0f} ms · "
+              f"prefill {s.prefill_tok_s:.1f} tok/s · decode {s.decode_tok_s:.1f} tok/s · "
+              f"peak RSS {s.peak_rss_mb:.0f} MB · stop: {result.stop_reason}[/]")
+
+
+def main() -> None:
+    try:
+        app()
+    except InputError as e:
+        if _debug["on"]:
+            raise
+        err.print(f"[red]error:[/] {e}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,60 @@
+"""Static KV cache: the attention form mobile runtimes and NPUs need.
+
+`install_static_cache(model, max_seq_len)` swaps every `Attention.core` for a module that owns
+fixed-shape caches `[B, n_kv_heads, max_seq_len, head_dim]`, writes the new K/V in place at
+their positions and attends over the cache with a causal-by-position mask. The model is then
+called as `model(tokens[1, T], input_pos[1])`, for a prefill (T > 1) or a decode step (T = 1).
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .model import CausalAttentionCore, Transformer, attend
+
+
+class StaticCacheCore(nn.Module):
+    """Pure-PyTorch cache: index_copy_ into buffers, masked SDPA over all max_seq_len slots."""
+
+    def __init__(self, n_kv_heads: int, head_dim: int, max_seq_len: int, dtype: torch.dtype, batch: int = 1):
+        super().__init__()
+        self.max_seq_len = max_seq_len
+        shape = (batch, n_kv_heads, max_seq_len, head_dim)
+        self.register_buffer("k_cache", torch.zeros(shape, dtype=dtype), persistent=False)
+        self.register_buffer("v_cache", torch.zeros(shape, dtype=dtype), persistent=False)
+
+    def forward(self, q, k, v, positions):
+        if not torch.compiler.is_compiling():
+            end = int(positions[-1]) + 1
+            if end > self.max_seq_len:
+                raise ValueError(f"position {end - 1} is past the KV cache (max_seq_len={self.max_seq_len}); "
+                                 f"reset the session or export with a larger --max-seq-len")
+        self.k_cache.index_copy_(2, positions, k.transpose(1, 2).to(self.k_cache.dtype))
+        self.v_cache.index_copy_(2, positions, v.transpose(1, 2).to(self.v_cache.dtype))
+        mask = torch.arange(self.max_seq_len, device=q.device)[None, :] <= positions[:, None]
+        return attend(q.transpose(1, 2), self.k_cache.to(q.dtype), self.v_cache.to(q.dtype), mask)
+
+    def reset(self):
+        self.k_cache.zero_()
+        self.v_cache.zero_()
+
+
+def install_static_cache(model: Transformer, max_seq_len: int, dtype: torch.dtype | None = None) -> Transformer:
+    """In place: give every attention layer a static KV cache of `max_seq_len` positions."""
+    args = model.args
+    dtype = dtype or model.norm.weight.dtype
+    for layer in model.layers:
+        layer.attention.core = StaticCacheCore(args.n_kv_heads, args.head_dim, max_seq_len, dtype)
+    return model
+
+
+def remove_cache(model: Transformer) -> Transformer:
+    for layer in model.layers:
+        layer.attention.core = CausalAttentionCore()
+    return model
+
+
+def reset_cache(model: Transformer) -> None:
+    for layer in model.layers:
+        if hasattr(layer.attention.core, "reset"):
+            layer.attention.core.reset()

@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+import io
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from checkpoints import hf_model
+
+REPO = Path(__file__).resolve().parents[1]
+WIKITEXT = REPO.parent / "shared" / "data" / "wikitext-2"
+VOCAB = 384  # divisible by 8, so an 8-way Meta split of the output head is even
+
+
+def training_text(limit: int = 4000) -> list[str]:
+    """Sentences for the test tokenizer: WikiText-2 valid when it is there, else a built-in text."""
+    if (WIKITEXT / "valid.txt").exists():
+        lines = [s.strip() for s in (WIKITEXT / "valid.txt").read_text().splitlines() if len(s.strip()) > 20]
+        return lines[:limit]
+    base = "The quick brown fox jumps over the lazy dog while the capital of France is Paris . "
+    return [base * 3 + str(i) for i in range(500)]
+
+
+@pytest.fixture(scope="session")
+def sp_model(tmp_path_factory) -> Path:
+    """A sentencepiece BPE model with byte fallback, as Llama 2's, trained here."""
+    import sentencepiece as spm
+
+    folder = tmp_path_factory.mktemp("sp")
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(training_text()), model_prefix=str(folder / "tok"), vocab_size=VOCAB,
+        model_type="bpe", byte_fallback=True, character_coverage=1.0, bos_id=1, eos_id=2, unk_id=0,
+        pad_id=-1, num_threads=1, minloglevel=2,
+        # Llama 2's tokenizer.model: no Unicode normalisation, whitespace kept as written.
+        normalization_rule_name="identity", remove_extra_whitespaces=False, split_digits=True)
+    return folder / "tok.model"
+
+
+@pytest.fixture(scope="session")
+def tiny_hf():
+    return hf_model(VOCAB)
+
+
+@pytest.fixture(scope="session")
+def tiny_hf_tied():
+    return hf_model(VOCAB, tie=True, seed=1)
+
+
+@pytest.fixture(scope="session")
+def tokens() -> torch.Tensor:
+    g = torch.Generator().manual_seed(0)
+    return torch.randint(3, VOCAB, (2, 37), generator=g)
+
+
+def run_cli(*args: str) -> tuple[int, str, str]:
+    """Run the `edgellama` entry point in-process; returns (exit code, stdout, stderr)."""
+    from edgellama import cli
+
+    old = sys.argv, sys.stdout, sys.stderr
+    sys.argv = ["edgellama", *map(str, args)]
+    sys.stdout, sys.stderr = io.StringIO(), io.StringIO()
+    code = 0
+    try:
+        cli.main()
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    finally:
+        out, err = sys.stdout.getvalue(), sys.stderr.getvalue()
+        sys.argv, sys.stdout, sys.stderr = old
+    return code, out, err

@@ -1,0 +1,167 @@
+"""Every bad checkpoint gets one line naming the file and the fix, and exit code 2."""
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+import torch
+
+from checkpoints import write_gguf, write_hf, write_meta
+from conftest import run_cli
+
+
+def load_via_cli(path):
+    """`generate` loads every tensor, so it sees shape and value errors that `inspect` does not."""
+    return run_cli("generate", "--model", path, "--prompt", "hi", "-n", "1", "--json")
+
+
+def assert_input_error(result, file_fragment: str, *words: str):
+    code, out, err = result
+    assert code == 2, (code, out, err)
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    assert "Traceback" not in err
+    assert file_fragment in lines[0], lines[0]
+    for w in words:
+        assert w in lines[0], lines[0]
+
+
+@pytest.fixture
+def meta2(tmp_path, tiny_hf, sp_model):
+    return write_meta(tmp_path / "meta", tiny_hf.state_dict(), 2, tokenizer=sp_model)
+
+
+@pytest.fixture
+def hf_sharded(tmp_path, tiny_hf, sp_model):
+    return write_hf(tmp_path / "hf", tiny_hf, tokenizer=sp_model)
+
+
+def test_missing_params_json(meta2):
+    (meta2 / "params.json").unlink()
+    assert_input_error(run_cli("inspect", meta2), "params.json", "missing")
+
+
+def test_missing_config_json(hf_sharded):
+    (hf_sharded / "config.json").unlink()
+    assert_input_error(run_cli("inspect", hf_sharded), "config.json", "missing")
+
+
+def test_shapes_disagree_with_config(hf_sharded):
+    cfg = json.loads((hf_sharded / "config.json").read_text())
+    cfg["intermediate_size"] = 320
+    (hf_sharded / "config.json").write_text(json.dumps(cfg))
+    assert_input_error(load_via_cli(hf_sharded), ".safetensors", "shape", "config")
+
+
+def test_meta_params_disagree_with_weights(meta2):
+    params = json.loads((meta2 / "params.json").read_text())
+    params["multiple_of"] = 64  # hidden 384 instead of 352
+    (meta2 / "params.json").write_text(json.dumps(params))
+    assert_input_error(load_via_cli(meta2), "consolidated.00.pth", "shape")
+
+
+def test_missing_meta_shard(tmp_path, tiny_hf, sp_model):
+    path = write_meta(tmp_path / "m8", tiny_hf.state_dict(), 8, tokenizer=sp_model)
+    (path / "consolidated.03.pth").unlink()
+    assert_input_error(run_cli("inspect", path), "consolidated.03.pth", "missing")
+
+
+def test_missing_last_meta_shard(meta2):
+    (meta2 / "consolidated.01.pth").unlink()
+    assert_input_error(run_cli("inspect", meta2), str(meta2), "2 model-parallel shards", "found 1")
+
+
+def test_extra_meta_shard(meta2):
+    (meta2 / "consolidated.02.pth").write_bytes((meta2 / "consolidated.01.pth").read_bytes())
+    assert_input_error(run_cli("inspect", meta2), str(meta2), "found 3")
+
+
+def test_missing_hf_shard(hf_sharded):
+    victim = sorted(hf_sharded.glob("model-*.safetensors"))[1]
+    victim.unlink()
+    assert_input_error(run_cli("inspect", hf_sharded), victim.name, "missing")
+
+
+def test_extra_hf_shard(hf_sharded):
+    stray = hf_sharded / "model-00099-of-00099.safetensors"
+    stray.write_bytes(sorted(hf_sharded.glob("model-*.safetensors"))[0].read_bytes())
+    assert_input_error(run_cli("inspect", hf_sharded), stray.name, "not listed")
+
+
+def truncate(path, keep=0.6):
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * keep)])
+
+
+def test_truncated_safetensors(hf_sharded):
+    victim = sorted(hf_sharded.glob("model-*.safetensors"))[0]
+    truncate(victim)
+    assert_input_error(load_via_cli(hf_sharded), victim.name, "truncated or corrupt")
+
+
+def test_truncated_pth(meta2):
+    truncate(meta2 / "consolidated.01.pth")
+    assert_input_error(run_cli("inspect", meta2), "consolidated.01.pth", "truncated or corrupt")
+
+
+def test_truncated_gguf(tmp_path, tiny_hf, sp_model):
+    path = write_gguf(tmp_path / "t.gguf", tiny_hf.state_dict(), sp_model)
+    truncate(path, 0.7)
+    assert_input_error(run_cli("inspect", path), "t.gguf", "truncated or corrupt")
+
+
+def test_unsupported_gguf_type(tmp_path, tiny_hf, sp_model):
+    path = write_gguf(tmp_path / "iq.gguf", tiny_hf.state_dict(), sp_model, qtype="IQ4_NL")
+    assert_input_error(run_cli("inspect", path), "iq.gguf", "IQ4_NL", "convert")
+
+
+def test_incomplete_gguf(tmp_path, tiny_hf, sp_model):
+    path = write_gguf(tmp_path / "x.gguf", tiny_hf.state_dict(), sp_model, skip="blk.2.ffn_up.weight")
+    assert_input_error(run_cli("inspect", path), "x.gguf", "blk.2.ffn_up.weight")
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_non_finite_weights(tmp_path, tiny_hf, sp_model, bad):
+    state = {k: v.clone() for k, v in tiny_hf.state_dict().items()}
+    state["model.layers.1.mlp.up_proj.weight"][3, 5] = bad
+    path = write_meta(tmp_path / "nan", state, 1, tokenizer=sp_model)
+    assert_input_error(load_via_cli(path), "consolidated.00.pth", "layers.1.feed_forward.w3", "NaN or Inf")
+
+
+def test_tokenizer_larger_than_embedding(tmp_path, tiny_hf, sp_model):
+    import sentencepiece as spm
+
+    from conftest import training_text
+
+    spm.SentencePieceTrainer.train(sentence_iterator=iter(training_text()), model_prefix=str(tmp_path / "big"),
+                                   vocab_size=500, model_type="bpe", byte_fallback=True, minloglevel=2)
+    path = write_meta(tmp_path / "meta", tiny_hf.state_dict(), 1, tokenizer=tmp_path / "big.model")
+    assert_input_error(run_cli("inspect", path), "tokenizer.model", "500 tokens", "384 rows")
+
+
+class Boom:
+    def __reduce__(self):
+        return (os.system, ("echo pwned > /dev/null",))
+
+
+def test_pickle_with_code_is_refused(tmp_path, tiny_hf, sp_model):
+    path = write_meta(tmp_path / "evil", tiny_hf.state_dict(), 1, tokenizer=sp_model)
+    state = torch.load(path / "consolidated.00.pth", weights_only=True)
+    state["payload"] = Boom()
+    torch.save(state, path / "consolidated.00.pth")
+    assert_input_error(run_cli("inspect", path), "consolidated.00.pth", "refusing", "pickle")
+
+
+def test_not_a_checkpoint(tmp_path):
+    (tmp_path / "notes.txt").write_text("hello")
+    assert_input_error(run_cli("inspect", tmp_path), str(tmp_path), "params.json")
+    assert_input_error(run_cli("inspect", tmp_path / "nope"), "nope", "no such file")
+
+
+def test_debug_flag_shows_traceback(meta2):
+    (meta2 / "params.json").unlink()
+    with pytest.raises(Exception, match="params.json"):
+        from edgellama.errors import InputError  # noqa: F401
+
+        run_cli("--debug", "inspect", meta2)

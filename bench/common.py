@@ -1,0 +1,86 @@
+"""Shared by the bench scripts: where results go, what machine made them, synthetic checkpoints."""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "bench" / "results"
+CACHE = REPO / ".cache" / "bench"  # git-ignored: synthetic checkpoints are many GB
+
+
+def machine() -> dict:
+    import psutil
+
+    return {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+            "ram_gib": round(psutil.virtual_memory().total / 2**30, 1), "python": platform.python_version(),
+            "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
+
+
+def write_results(name: str, record: dict, table_rows: list[list], header: list[str]) -> Path:
+    """bench/results/NAME.json (the record) and NAME.md (a table a README can quote)."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    record = {"machine": machine(), **record}
+    (RESULTS / f"{name}.json").write_text(json.dumps(record, indent=1))
+    m = record["machine"]
+    lines = [f"Measured {m['date']} on {m['cores']} cores, {m['ram_gib']} GiB RAM ({m['cpu']}).", "",
+             "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in table_rows]
+    (RESULTS / f"{name}.md").write_text("\n".join(lines) + "\n")
+    return RESULTS / f"{name}.md"
+
+
+def run_measured(code: str) -> dict:
+    """Run python `code` in a fresh process (so peak RSS is its own); it must print one JSON line."""
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    if res.returncode:
+        raise RuntimeError(res.stderr[-2000:])
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def synthetic_meta(config: str, dtype: str = "bf16") -> Path:
+    """A Meta-format checkpoint (1 shard) with the named shapes and random N(0, 0.02) weights.
+    Written once and kept under .cache/."""
+    import torch
+
+    from edgellama.model import CONFIGS
+
+    folder = CACHE / f"{config}-meta-{dtype}"
+    done = folder / ".complete"
+    if done.exists():
+        return folder
+    folder.mkdir(parents=True, exist_ok=True)
+    args = CONFIGS[config]
+    torch_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[dtype]
+    g = torch.Generator().manual_seed(0)
+
+    def rand(*shape):
+        return (torch.randn(*shape, generator=g, dtype=torch.float32) * 0.02).to(torch_dtype)
+
+    hd, state = args.head_dim, {"tok_embeddings.weight": rand(args.vocab_size, args.dim)}
+    for i in range(args.n_layers):
+        p = f"layers.{i}."
+        state.update({
+            p + "attention.wq.weight": rand(args.n_heads * hd, args.dim),
+            p + "attention.wk.weight": rand(args.n_kv_heads * hd, args.dim),
+            p + "attention.wv.weight": rand(args.n_kv_heads * hd, args.dim),
+            p + "attention.wo.weight": rand(args.dim, args.n_heads * hd),
+            p + "feed_forward.w1.weight": rand(args.hidden_dim, args.dim),
+            p + "feed_forward.w2.weight": rand(args.dim, args.hidden_dim),
+            p + "feed_forward.w3.weight": rand(args.hidden_dim, args.dim),
+            p + "attention_norm.weight": torch.ones(args.dim, dtype=torch_dtype),
+            p + "ffn_norm.weight": torch.ones(args.dim, dtype=torch_dtype)})
+    state["norm.weight"] = torch.ones(args.dim, dtype=torch_dtype)
+    state["output.weight"] = rand(args.vocab_size, args.dim)
+    torch.save(state, folder / "consolidated.00.pth")
+    del state
+    (folder / "params.json").write_text(json.dumps({
+        "dim": args.dim, "n_layers": args.n_layers, "n_heads": args.n_heads, "n_kv_heads": args.n_kv_heads,
+        "multiple_of": 256, "norm_eps": args.norm_eps, "vocab_size": args.vocab_size}))
+    done.touch()
+    return folder

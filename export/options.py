@@ -1,0 +1,68 @@
+"""Export options, their validation, and recipes (small TOML files in export/recipes/)."""
+from __future__ import annotations
+
+import tomllib
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+from edgellama.errors import InputError
+from edgellama.schemes import GROUP_SIZES, SCHEMES
+
+TARGETS = ("xnnpack", "onnx")
+RECIPES = Path(__file__).parent / "recipes"
+
+
+@dataclass
+class ExportOptions:
+    target: str = "xnnpack"
+    quant: str = "8da4w"
+    group_size: int = 32
+    quant_algo: str = "rtn"
+    embedding_quant: str = "8w"  # "8w" | "4w" | "none"
+    max_seq_len: int = 512
+    max_context_len: int | None = None  # defaults to max_seq_len
+    dtype: str = "fp32"
+    recipe: str | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def validate(self, model_context: int) -> "ExportOptions":
+        if self.target not in TARGETS:
+            raise InputError(f"--target {self.target}: unknown target; use one of {', '.join(TARGETS)}")
+        if self.quant not in SCHEMES:
+            raise InputError(f"--quant {self.quant}: unknown scheme; use one of {', '.join(SCHEMES)}")
+        if self.group_size not in GROUP_SIZES:
+            raise InputError(f"--group-size {self.group_size}: use one of 32, 64, 128, 256 or 0 (per-channel)")
+        if self.embedding_quant not in ("8w", "4w", "none"):
+            raise InputError(f"--embedding-quant {self.embedding_quant}: use 8w, 4w or none")
+        if self.dtype not in ("fp32", "fp16", "bf16"):
+            raise InputError(f"--dtype {self.dtype}: use fp32, fp16 or bf16")
+        if not 2 <= self.max_seq_len <= model_context:
+            raise InputError(f"--max-seq-len {self.max_seq_len}: the model's context is {model_context} tokens; "
+                             f"choose 2..{model_context}")
+        if self.max_context_len is None:
+            self.max_context_len = self.max_seq_len
+        if not self.max_seq_len <= self.max_context_len <= model_context:
+            raise InputError(f"--max-context-len {self.max_context_len}: must lie between --max-seq-len "
+                             f"({self.max_seq_len}) and the model's context ({model_context})")
+        return self
+
+
+def load_recipe(path: str | Path) -> dict:
+    """A recipe file's options; a bare name (`xnnpack-8da4w`) is looked up in export/recipes/."""
+    p = Path(path)
+    if not p.exists() and (RECIPES / f"{p.stem}.toml").exists():
+        p = RECIPES / f"{p.stem}.toml"
+    if not p.exists():
+        names = ", ".join(sorted(r.stem for r in RECIPES.glob("*.toml")))
+        raise InputError(f"{path}: no such recipe; pass a TOML file or one of: {names}")
+    try:
+        data = tomllib.loads(p.read_text())
+    except tomllib.TOMLDecodeError as e:
+        raise InputError(f"{p}: not valid TOML ({e}); fix the recipe file") from None
+    known = {f.name for f in fields(ExportOptions)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise InputError(f"{p}: unknown option {unknown[0]!r}; recipe keys are {', '.join(sorted(known - {'recipe'}))}")
+    return {**data, "recipe": p.stem}

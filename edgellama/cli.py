@@ -103,7 +103,7 @@ def generate(prompt: str = typer.Option(..., "--prompt", "-p"),
              top_k: int = typer.Option(0, "--top-k", min=0),
              top_p: float = typer.Option(1.0, "--top-p", min=0.0, max=1.0),
              seed: Optional[int] = typer.Option(None, "--seed"),
-             max_seq_len: int = typer.Option(2048, "--max-seq-len", min=2, help="KV cache length."),
+             max_context_len: int = typer.Option(2048, "--max-context-len", min=2, help="KV-cache positions."),
              dtype: str = typer.Option("fp32", "--dtype", help="fp32 | bf16 | fp16"),
              tokenizer: Optional[Path] = typer.Option(None, "--tokenizer", help="Override the checkpoint's tokenizer."),
              as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of streaming text.")):
@@ -120,9 +120,9 @@ def generate(prompt: str = typer.Option(..., "--prompt", "-p"),
     torch_dtype = dtype_of(dtype)
     text = tok.chat_prompt(prompt, system) if chat else prompt
     ids = tok.encode(text)
-    if len(ids) >= max_seq_len:
-        raise InputError(f"--prompt: {len(ids)} tokens do not fit --max-seq-len {max_seq_len}; shorten it or raise --max-seq-len")
-    session = EagerSession(load_with_progress(ckpt, torch_dtype), tok, max_seq_len)
+    if len(ids) >= max_context_len:
+        raise InputError(f"--prompt: {len(ids)} tokens do not fit --max-context-len {max_context_len}; shorten it or raise it")
+    session = EagerSession(load_with_progress(ckpt, torch_dtype), tok, max_context_len)
     streamer = None if as_json else TextStreamer(tok, lambda s: (sys.stdout.write(s), sys.stdout.flush()))
     result = run(session, ids, max_new_tokens, Sampling(temperature, top_k, top_p, seed), on_token=streamer)
     s = result.stats

@@ -39,12 +39,49 @@ class StaticCacheCore(nn.Module):
         self.v_cache.zero_()
 
 
-def install_static_cache(model: Transformer, max_seq_len: int, dtype: torch.dtype | None = None) -> Transformer:
-    """In place: give every attention layer a static KV cache of `max_seq_len` positions."""
+class ExecuTorchCacheCore(nn.Module):
+    """ExecuTorch's `llama::update_cache` and `llama::custom_sdpa` ops: caches [1, max_seq_len, Hkv, D]
+    (sequence in dim 1, as the ops expect), written in place at `start_pos`; custom_sdpa attends
+    causally by absolute position and takes the Hkv-head cache as is, so GQA needs no copies.
+    These ops keep the exported graph to a few ops per layer, which XNNPACK takes in large partitions."""
+
+    def __init__(self, n_kv_heads: int, head_dim: int, max_seq_len: int, dtype: torch.dtype):
+        super().__init__()
+        from executorch.extension.llm.custom_ops import custom_ops  # noqa: F401  (registers llama::*)
+
+        self.max_seq_len = max_seq_len
+        shape = (1, max_seq_len, n_kv_heads, head_dim)
+        self.register_buffer("k_cache", torch.zeros(shape, dtype=dtype), persistent=False)
+        self.register_buffer("v_cache", torch.zeros(shape, dtype=dtype), persistent=False)
+
+    def forward(self, q, k, v, positions):
+        start_pos = positions[0].item()
+        torch._check_is_size(start_pos)
+        torch._check(start_pos + q.shape[1] <= self.max_seq_len)
+        if not torch.compiler.is_compiling() and start_pos + q.shape[1] > self.max_seq_len:
+            raise ValueError(f"position {start_pos + q.shape[1] - 1} is past the KV cache (max_seq_len={self.max_seq_len}); "
+                             f"reset the session or export with a larger --max-seq-len")
+        torch.ops.llama.update_cache(k.to(self.k_cache.dtype), self.k_cache, start_pos)
+        torch.ops.llama.update_cache(v.to(self.v_cache.dtype), self.v_cache, start_pos)
+        y = torch.ops.llama.custom_sdpa(q, self.k_cache, self.v_cache, start_pos, None, 0.0, True)
+        return y.reshape(q.shape[0], q.shape[1], -1)
+
+    def reset(self):
+        self.k_cache.zero_()
+        self.v_cache.zero_()
+
+
+CORES = {"static": StaticCacheCore, "executorch": ExecuTorchCacheCore}
+
+
+def install_static_cache(model: Transformer, max_seq_len: int, dtype: torch.dtype | None = None,
+                         kind: str = "static") -> Transformer:
+    """In place: give every attention layer a static KV cache of `max_seq_len` positions.
+    kind: "static" (pure PyTorch, any backend) or "executorch" (ExecuTorch's custom ops)."""
     args = model.args
     dtype = dtype or model.norm.weight.dtype
     for layer in model.layers:
-        layer.attention.core = StaticCacheCore(args.n_kv_heads, args.head_dim, max_seq_len, dtype)
+        layer.attention.core = CORES[kind](args.n_kv_heads, args.head_dim, max_seq_len, dtype)
     return model
 
 

@@ -70,7 +70,7 @@ def generate(session: Session, prompt_ids: list[int], max_new_tokens: int, sampl
     sampling = sampling or Sampling()
     eos = set(session.info.eos_ids if eos_ids is None else eos_ids)
     rng = np.random.default_rng(sampling.seed)
-    budget = min(max_new_tokens, session.info.max_seq_len - session.pos - len(prompt_ids))
+    budget = min(max_new_tokens, session.info.max_context_len - session.pos - len(prompt_ids))
     out = Generation(prompt_ids=list(prompt_ids))
 
     t0 = time.perf_counter()

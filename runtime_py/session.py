@@ -10,7 +10,7 @@ import numpy as np
 
 @dataclass
 class SessionInfo:
-    max_seq_len: int
+    max_context_len: int  # KV-cache positions
     vocab_size: int
     n_layers: int
     bos_id: int | None
@@ -35,24 +35,24 @@ class Session:
         raise NotImplementedError
 
     def _check_room(self, n: int) -> None:
-        if self.pos + n > self.info.max_seq_len:
-            raise ValueError(f"{self.pos} + {n} tokens exceed max_seq_len {self.info.max_seq_len}; "
-                             f"shorten the prompt or re-export with a larger --max-seq-len")
+        if self.pos + n > self.info.max_context_len:
+            raise ValueError(f"{self.pos} + {n} tokens exceed the context of {self.info.max_context_len} positions; "
+                             f"shorten the prompt or re-export with a larger --max-context-len")
 
 
 class EagerSession(Session):
     """An edgellama Transformer (fp32 or quantized) run by PyTorch with a static KV cache."""
 
-    def __init__(self, model, tokenizer=None, max_seq_len: int | None = None):
+    def __init__(self, model, tokenizer=None, max_context_len: int | None = None):
         import torch
 
         from edgellama.kv_cache import install_static_cache
 
         args = model.args
-        self.max_seq_len = min(max_seq_len or args.max_context_len, args.max_context_len)
-        self.model = install_static_cache(model, self.max_seq_len)
+        context = min(max_context_len or args.max_context_len, args.max_context_len)
+        self.model = install_static_cache(model, context)
         self.tokenizer = tokenizer
-        self.info = SessionInfo(self.max_seq_len, args.vocab_size, args.n_layers,
+        self.info = SessionInfo(context, args.vocab_size, args.n_layers,
                                 getattr(tokenizer, "bos_id", None), list(getattr(tokenizer, "eos_ids", [])))
         self._torch = torch
 

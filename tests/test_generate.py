@@ -10,7 +10,7 @@ class CountingSession(Session):
     """A deterministic toy session (not a runtime we ship for): logits favour (last token + 1)."""
 
     def __init__(self, vocab=50, eos=7):
-        self.info = SessionInfo(max_seq_len=64, vocab_size=vocab, n_layers=1, bos_id=None, eos_ids=[eos])
+        self.info = SessionInfo(max_context_len=64, vocab_size=vocab, n_layers=1, bos_id=None, eos_ids=[eos])
 
     def prefill(self, tokens):
         self._check_room(len(tokens))

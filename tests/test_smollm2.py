@@ -58,7 +58,7 @@ def test_chat_template_and_answer(smollm2):
     assert text.startswith("<|im_start|>system\n") and text.endswith("<|im_start|>assistant\n")
     ids = tok.encode(text)
     assert ids[0] == tok.bos_id == 1  # <|im_start|> is one control token
-    session = EagerSession(edgellama.load_model(smollm2), tok, max_seq_len=128)
+    session = EagerSession(edgellama.load_model(smollm2), tok, max_context_len=128)
     out = generate(session, ids, 24)
     assert "Paris" in tok.decode(out.tokens)
     assert out.stop_reason == "eos"

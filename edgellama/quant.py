@@ -1,0 +1,156 @@
+"""Weight quantization as torchao tensors, so ExecuTorch's XNNPACK partitioner sees exactly the
+patterns it lowers (`dequantize_affine` feeding a linear, with or without dynamic int8 activations).
+
+We choose the integer values and scales ourselves (round-to-nearest or a better algorithm, see
+`algorithms.py`) and wrap them in torchao's `IntxUnpackedToInt8Tensor`, the tensor that
+`torchao.quantization.quantize_` with `Int8DynamicActivationIntxWeightConfig` /
+`IntxWeightOnlyConfig` produces; for round-to-nearest the two are bit-identical (tested)."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Callable
+
+import torch
+from torch import nn
+
+from .errors import InputError
+from .model import Transformer
+from .schemes import SCHEMES, linear_shapes
+
+FLOAT_SCHEMES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+@dataclass
+class QuantSpec:
+    scheme: str = "8da4w"  # see schemes.SCHEMES
+    group_size: int = 32  # 0 = per-channel
+    algo: str = "rtn"
+    embedding: str = "8w"  # "8w" | "4w" | "none"
+    output: str = "8w"  # the output head, per-channel: "8w" | "8da8w" | "none"
+    keep_8bit: list[str] = field(default_factory=list)  # linears kept at 8-bit (mixed precision)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def check_group_size(shapes: list[tuple[str, int, int]], group_size: int, what: str = "--group-size") -> None:
+    """Every quantized layer's input dimension must split into whole groups."""
+    if group_size == 0:
+        return
+    bad = [(n, k) for n, _, k in shapes if k % group_size]
+    if bad:
+        ins = sorted({k for _, _, k in shapes})
+        ok = [g for g in (32, 64, 128, 256) if all(k % g == 0 for k in ins)]
+        hint = f"use {' or '.join(map(str, ok))}" if ok else "use 0 (per-channel)"
+        raise InputError(f"{what} {group_size}: does not divide the input dimension {bad[0][1]} of {bad[0][0]} "
+                         f"({len(bad)} layer(s) affected); {hint}")
+
+
+def representable_scale(scale: torch.Tensor, group_size: int) -> torch.Tensor:
+    """Group scales are rounded to bf16 before the integers are chosen: XNNPACK's blockwise int4
+    kernels store them as bf16, and with fp32 scales the eager twin and the .pte differ by ~1e-3
+    per linear (measured); with bf16-representable scales they agree to ~3e-7. Per-channel scales
+    stay fp32 (XNNPACK keeps those in fp32)."""
+    if group_size:
+        scale = scale.to(torch.bfloat16).float()
+    return scale.clamp(min=torch.finfo(torch.bfloat16).tiny)
+
+
+def quantize_with_scale(w: torch.Tensor, scale: torch.Tensor, bits: int) -> torch.Tensor:
+    """torchao's rounding: q = clamp(round(w * (1/scale)), qmin, qmax), half to even."""
+    qmin, qmax = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+    out_f, in_f = w.shape
+    wg = w.float().reshape(out_f, scale.shape[1], -1)
+    return torch.clamp(torch.round(wg * (1.0 / scale)[..., None]), qmin, qmax).reshape(out_f, in_f).to(torch.int8)
+
+
+def symmetric_rtn(w: torch.Tensor, bits: int, group_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """torchao's symmetric convention: scale = amax / ((qmax - qmin) / 2) (amax/7.5 for int4)."""
+    out_f, in_f = w.shape
+    g = group_size or in_f
+    amax = w.float().reshape(out_f, in_f // g, g).abs().amax(-1)
+    scale = representable_scale(amax / ((2**bits - 1) / 2), group_size)
+    return quantize_with_scale(w, scale, bits), scale
+
+
+def dequantize(q: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    out_f, in_f = q.shape
+    groups = scale.shape[1]
+    return (q.float().reshape(out_f, groups, -1) * scale[..., None]).reshape(out_f, in_f)
+
+
+def torchao_weight(q: torch.Tensor, scale: torch.Tensor, bits: int, dynamic_activations: bool) -> nn.Parameter:
+    from torchao.quantization.quantize_.workflows.intx.intx_unpacked_to_int8_tensor import (
+        IntxUnpackedToInt8Tensor, IntxUnpackedToInt8TensorActivationQuantization as ActQuant)
+
+    scale = scale.float().contiguous()
+    t = IntxUnpackedToInt8Tensor(
+        qdata=q.to(torch.int8).contiguous(), scale=scale, zero_point=torch.zeros_like(scale, dtype=torch.int8),
+        target_dtype=getattr(torch, f"int{bits}"), block_size=(1, q.shape[1] // scale.shape[1]), dtype=torch.float32,
+        activation_quantization=ActQuant.INT8_ASYM_PER_TOKEN if dynamic_activations else None)
+    return nn.Parameter(t, requires_grad=False)
+
+
+Algorithm = Callable[[torch.Tensor, int, int, str], tuple[torch.Tensor, torch.Tensor]]
+
+
+def algorithm(name: str) -> Algorithm:
+    """(weight, bits, group_size, layer name) -> (int values, scales)."""
+    if name == "rtn":
+        return symmetric_rtn_algo
+    from . import algorithms
+
+    if name not in algorithms.ALGORITHMS:
+        raise InputError(f"--quant-algo {name}: unknown; use rtn or one of {', '.join(algorithms.ALGORITHMS)}")
+    return algorithms.ALGORITHMS[name]
+
+
+def quantize_linear(linear: nn.Linear, bits: int, group_size: int, dynamic: bool, algo: Algorithm, name: str) -> None:
+    q, scale = algo(linear.weight.data, bits, group_size, name)
+    linear.weight = torchao_weight(q, scale, bits, dynamic)
+
+
+def quantize_embedding(model: Transformer, scheme: str) -> None:
+    """Embedding rows quantized per row (8w) or in groups of 32 (4w), via torchao's weight-only config,
+    which ExecuTorch lowers to its quantized embedding kernels."""
+    from torchao.quantization import IntxWeightOnlyConfig, quantize_
+    from torchao.quantization.granularity import PerAxis, PerGroup
+
+    if model.args.tie_embeddings or model.output.weight is model.tok_embeddings.weight:
+        model.output.weight = nn.Parameter(model.tok_embeddings.weight.detach().clone(), requires_grad=False)
+    bits, granularity = (8, PerAxis(0)) if scheme == "8w" else (4, PerGroup(32))
+    quantize_(model, IntxWeightOnlyConfig(weight_dtype=getattr(torch, f"int{bits}"), granularity=granularity),
+              filter_fn=lambda m, _fqn: isinstance(m, nn.Embedding))
+
+
+def quantize_model(model: Transformer, spec: QuantSpec, progress: Callable[[str], None] | None = None) -> Transformer:
+    """In place. Float schemes only cast; integer schemes swap every transformer linear's weight for
+    a torchao quantized tensor, then the embedding and output head as the spec says."""
+    if spec.scheme not in SCHEMES:
+        raise InputError(f"--quant {spec.scheme}: unknown scheme; use one of {', '.join(SCHEMES)}")
+    if spec.scheme in FLOAT_SCHEMES:
+        return model.to(FLOAT_SCHEMES[spec.scheme])
+    bits, dynamic = SCHEMES[spec.scheme]
+    shapes = linear_shapes(model.args)
+    check_group_size([s for s in shapes if s[0] not in spec.keep_8bit], spec.group_size)
+    algo = algorithm(spec.algo)
+    keep = set(spec.keep_8bit)
+    for name, _, _ in shapes:
+        linear = model.get_submodule(name)
+        if name in keep:
+            quantize_linear(linear, 8, 0, dynamic, symmetric_rtn_algo, name)
+        else:
+            quantize_linear(linear, bits, spec.group_size, dynamic, algo, name)
+        if progress:
+            progress(name)
+    if spec.embedding != "none":
+        quantize_embedding(model, spec.embedding)
+    if spec.output != "none":
+        if model.output.weight is model.tok_embeddings.weight:
+            model.output.weight = nn.Parameter(model.tok_embeddings.weight.detach().clone(), requires_grad=False)
+        quantize_linear(model.output, 8, 0, spec.output == "8da8w", symmetric_rtn_algo, "output")
+    return model
+
+
+def symmetric_rtn_algo(w, bits, g, _name):
+    return symmetric_rtn(w, bits, g)

@@ -1,0 +1,53 @@
+"""A `.pte` run by ExecuTorch's Python runtime, calling forward(tokens, input_pos) ourselves so that
+the logits are visible (TextLLMRunner only hands out decoded text)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .session import Session, SessionInfo
+
+
+def register_kernels() -> None:
+    """A .pte using the llama custom ops or quantized embeddings needs their kernels registered in
+    the loading process; importing these modules does it."""
+    import executorch.kernels.quantized  # noqa: F401
+    from executorch.extension.llm.custom_ops import custom_ops  # noqa: F401
+
+
+class ExecuTorchSession(Session):
+    def __init__(self, folder: Path, manifest: dict, tokenizer=None):
+        import torch
+        from executorch.runtime import Runtime
+
+        register_kernels()
+        meta = manifest["runtime"]
+        self.program = Runtime.get().load_program(Path(folder) / meta["model_file"])
+        self.method = self.program.load_method("forward")
+        self.chunk = meta["get_max_seq_len"]
+        self.tokenizer = tokenizer
+        self.info = SessionInfo(meta["get_max_context_len"], meta["get_vocab_size"], meta["get_n_layers"],
+                                meta["get_bos_id"] if meta["get_bos_id"] >= 0 else None, list(meta["get_eos_ids"]))
+        self._torch = torch
+
+    def constant(self, name: str):
+        """A runner metadata value as stored in the .pte (what TextLLMRunner reads)."""
+        out = self.program.load_method(name).execute([])
+        return [int(x) if not hasattr(x, "tolist") else x.tolist() for x in out]
+
+    def prefill(self, tokens):
+        torch = self._torch
+        self._check_room(len(tokens))
+        rows = []
+        for i in range(0, len(tokens), self.chunk):  # as the runner does for prompts over get_max_seq_len
+            part = tokens[i:i + self.chunk]
+            (logits,) = self.method.execute([torch.tensor([part], dtype=torch.long),
+                                             torch.tensor([self.pos], dtype=torch.long)])
+            self.pos += len(part)
+            rows.append(logits.reshape(-1, logits.shape[-1])[-len(part):].float().numpy())
+        return np.concatenate(rows)
+
+    def reset(self):
+        # custom_sdpa only reads cache positions below the current one, so rewinding is enough.
+        self.pos = 0

@@ -1,0 +1,38 @@
+"""Open any artifact folder (or a checkpoint, for the eager reference) as a Session."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from edgellama.errors import InputError
+
+
+def artifact_tokenizer(folder: Path, manifest: dict):
+    from edgellama.formats import TokenizerSource
+    from edgellama.tokenizer import load_tokenizer_source
+
+    info = manifest["tokenizer"]
+    path = Path(folder) / info["file"]
+    kind = "hf" if path.suffix == ".json" else "sentencepiece"
+    config = {"add_bos_token": info["add_bos"], "chat_template": info.get("chat_template")}
+    if kind == "hf":
+        config.update({"bos_token_id": info["bos_id"], "eos_token_id": info["eos_ids"]})
+    tok = load_tokenizer_source(TokenizerSource(kind, path, config))
+    tok.eos_ids = list(info["eos_ids"])
+    return tok
+
+
+def open_artifact(folder: str | Path):
+    """An exported artifact folder -> (Session, manifest). The manifest's hashes are checked first."""
+    from edgellama.export.artifact import read_manifest
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputError(f"{folder}: not a folder; pass the --out folder of `edgellama export`")
+    manifest = read_manifest(folder)
+    tokenizer = artifact_tokenizer(folder, manifest)
+    runtime = manifest["runtime"]["runtime"]
+    if runtime == "executorch":
+        from .executorch_session import ExecuTorchSession
+
+        return ExecuTorchSession(folder, manifest, tokenizer), manifest
+    raise InputError(f"{folder / 'manifest.json'}: runtime {runtime!r} is not supported by this edgellama version")

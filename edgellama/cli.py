@@ -137,6 +137,92 @@ def generate(prompt: str = typer.Option(..., "--prompt", "-p"),
               f"peak RSS {s.peak_rss_mb:.0f} MB · stop: {result.stop_reason}[/]")
 
 
+@app.command("export")
+def export_cmd(out: Path = typer.Option(..., "--out", "-o", help="Artifact folder to create."),
+               model: Optional[Path] = ModelOpt,
+               recipe: Optional[str] = typer.Option(None, "--recipe", help="A TOML recipe file, or a name from export/recipes/."),
+               target: Optional[str] = typer.Option(None, "--target", help="xnnpack | onnx"),
+               quant: Optional[str] = typer.Option(None, "--quant", help="8da4w | 8da8w | 4w | 8w | fp32 | fp16 | bf16"),
+               group_size: Optional[int] = typer.Option(None, "--group-size", help="32 | 64 | 128 | 256 | 0 (per-channel)"),
+               quant_algo: Optional[str] = typer.Option(None, "--quant-algo"),
+               embedding_quant: Optional[str] = typer.Option(None, "--embedding-quant", help="8w | 4w | none"),
+               max_seq_len: Optional[int] = typer.Option(None, "--max-seq-len", help="Most tokens per forward call."),
+               max_context_len: Optional[int] = typer.Option(None, "--max-context-len", help="KV-cache positions."),
+               dtype: Optional[str] = typer.Option(None, "--dtype"),
+               force: bool = typer.Option(False, "--force", help="Replace --out if it exists."),
+               as_json: bool = typer.Option(False, "--json", help="Print the manifest as JSON.")):
+    """Export a checkpoint to an artifact folder (model + tokenizer + manifest.json)."""
+    import time
+
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from .export import ExportOptions, export, load_recipe
+
+    given = {k: v for k, v in dict(target=target, quant=quant, group_size=group_size, quant_algo=quant_algo,
+                                   embedding_quant=embedding_quant, max_seq_len=max_seq_len,
+                                   max_context_len=max_context_len, dtype=dtype).items() if v is not None}
+    # Options given on the command line override the recipe; with no recipe, a target's default recipe.
+    default = {"xnnpack": "xnnpack-8da4w", "onnx": "onnx-4w"}.get(given.get("target", "xnnpack"))
+    base = load_recipe(recipe or default) if (recipe or default) else {}
+    options = ExportOptions(**{**base, **given})
+    path = resolve_model(model)
+    t0 = time.perf_counter()
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err, transient=True) as bar:
+        task = bar.add_task("starting")
+        current = {"name": None, "t": time.perf_counter()}
+
+        def stage(name):  # prints each finished stage with its duration
+            if current["name"]:
+                err.print(f"[dim]{time.perf_counter() - current['t']:7.1f} s  {current['name']}[/]")
+            current.update(name=name, t=time.perf_counter())
+            bar.update(task, description=name)
+        manifest = export(path, options, out, force=force, progress=stage)
+        stage(None)
+    if as_json:
+        print(json.dumps(manifest, indent=1))
+        return
+    sizes = ", ".join(f"{n} {f['bytes'] / 2**20:.1f} MiB" for n, f in manifest["files"].items())
+    out_note = manifest["runtime"].get("delegation", {})
+    err.print(f"[green]exported[/] {out} in {time.perf_counter() - t0:.0f} s: {sizes}")
+    if out_note:
+        err.print(f"XNNPACK: {out_note['delegate_calls']} delegate calls; matmuls left on portable kernels: "
+                  f"{out_note['undelegated_matmuls'] or 'none'}")
+
+
+@app.command()
+def run(artifact: Path = typer.Argument(..., help="An artifact folder from `edgellama export`."),
+        prompt: str = typer.Option(..., "--prompt", "-p"),
+        chat: bool = typer.Option(False, "--chat"),
+        system: Optional[str] = typer.Option(None, "--system"),
+        max_new_tokens: int = typer.Option(128, "--max-new-tokens", "-n", min=1),
+        temperature: float = typer.Option(0.0, "--temperature", "-t", min=0.0),
+        top_k: int = typer.Option(0, "--top-k", min=0),
+        top_p: float = typer.Option(1.0, "--top-p", min=0.0, max=1.0),
+        seed: Optional[int] = typer.Option(None, "--seed"),
+        as_json: bool = typer.Option(False, "--json")):
+    """Generate from an exported artifact (.pte or .onnx), streaming tokens as they come."""
+    from .runtime.generate import Sampling, TextStreamer
+    from .runtime.generate import generate as run_generate
+    from .runtime.open import open_artifact
+
+    session, manifest = open_artifact(artifact)
+    tok = session.tokenizer
+    text = tok.chat_prompt(prompt, system) if chat else prompt
+    ids = tok.encode(text)
+    streamer = None if as_json else TextStreamer(tok, lambda s: (sys.stdout.write(s), sys.stdout.flush()))
+    result = run_generate(session, ids, max_new_tokens, Sampling(temperature, top_k, top_p, seed), on_token=streamer)
+    s = result.stats
+    if as_json:
+        print(json.dumps({"artifact": str(artifact), "prompt": text, "prompt_ids": ids, "tokens": result.tokens,
+                          "text": tok.decode(result.tokens), "stop_reason": result.stop_reason,
+                          "stats": s.to_dict()}, indent=1))
+        return
+    sys.stdout.write("\n")
+    err.print(f"[dim]{s.prompt_tokens} prompt tokens, {s.new_tokens} new · TTFT {s.ttft_s * 1000:.0f} ms · "
+              f"prefill {s.prefill_tok_s:.1f} tok/s · decode {s.decode_tok_s:.1f} tok/s · "
+              f"peak RSS {s.peak_rss_mb:.0f} MB · stop: {result.stop_reason}[/]")
+
+
 def main() -> None:
     try:
         app()

@@ -64,7 +64,7 @@ class ExecuTorchCacheCore(nn.Module):
         torch.ops.llama.update_cache(k.to(self.k_cache.dtype), self.k_cache, start_pos)
         torch.ops.llama.update_cache(v.to(self.v_cache.dtype), self.v_cache, start_pos)
         y = torch.ops.llama.custom_sdpa(q, self.k_cache, self.v_cache, start_pos, None, 0.0, True)
-        return y.reshape(q.shape[0], q.shape[1], -1)
+        return y.reshape(q.shape[0], -1, q.shape[2] * q.shape[3])
 
     def reset(self):
         self.k_cache.zero_()

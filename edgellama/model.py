@@ -79,12 +79,16 @@ def rope_cos_sin(positions: torch.Tensor, head_dim: int, theta: float) -> tuple[
     return emb.cos(), emb.sin()
 
 
-def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """x: [B, T, H, D]; cos/sin: [T, D]."""
-    half = x.shape[-1] // 2
-    rotated = torch.cat((-x[..., half:], x[..., :half]), dim=-1)
-    cos, sin = cos[:, None, :].to(x.dtype), sin[:, None, :].to(x.dtype)
-    return x * cos + rotated * sin
+class Rotary(nn.Module):
+    """Applies RoPE: x * cos + rotate_half(x) * sin. x: [B, T, H, D]; cos/sin: [T, D]."""
+
+    def rotate_half(self, x: torch.Tensor) -> torch.Tensor:
+        half = x.shape[-1] // 2
+        return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
+
+    def forward(self, x, cos, sin):
+        cos, sin = cos[:, None, :].to(x.dtype), sin[:, None, :].to(x.dtype)
+        return x * cos + self.rotate_half(x) * sin
 
 
 def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -119,14 +123,16 @@ class Attention(nn.Module):
         self.wk = nn.Linear(args.dim, args.n_kv_heads * hd, bias=False)
         self.wv = nn.Linear(args.dim, args.n_kv_heads * hd, bias=False)
         self.wo = nn.Linear(args.n_heads * hd, args.dim, bias=False)
+        self.rotary: nn.Module = Rotary()
         self.core: nn.Module = CausalAttentionCore()
 
     def forward(self, x, cos, sin, positions):
-        b, t, _ = x.shape
-        q = self.wq(x).view(b, t, self.n_heads, self.head_dim)
-        k = self.wk(x).view(b, t, self.n_kv_heads, self.head_dim)
-        v = self.wv(x).view(b, t, self.n_kv_heads, self.head_dim)
-        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        # -1 rather than the (symbolic, once exported) length: XNNPACK only delegates static views.
+        b = x.shape[0]
+        q = self.wq(x).view(b, -1, self.n_heads, self.head_dim)
+        k = self.wk(x).view(b, -1, self.n_kv_heads, self.head_dim)
+        v = self.wv(x).view(b, -1, self.n_kv_heads, self.head_dim)
+        q, k = self.rotary(q, cos, sin), self.rotary(k, cos, sin)
         return self.wo(self.core(q, k, v, positions))
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 
 from edgellama.kv_cache import install_static_cache
+from edgellama.model import RMSNorm, Rotary
 
 from .options import ExportOptions
 
@@ -46,8 +47,50 @@ def runner_metadata(model, tokenizer, options: ExportOptions) -> dict:
     }
 
 
+class XnnpackRMSNorm(RMSNorm):
+    """Same arithmetic, shaped as XNNPACK takes it: its mean is delegated only for 4-D inputs
+    reduced over dims (2, 3). Left as a 3-D mean, every norm splits the layer's partition."""
+
+    def forward(self, x):
+        b, _, d = x.shape
+        x4 = x.reshape(b, -1, 1, d)
+        x4 = x4 * torch.rsqrt((x4 * x4).mean((2, 3), keepdim=True) + self.eps)
+        return self.weight * x4.reshape(b, -1, d)
+
+
+class LinearRotary(Rotary):
+    """rotate_half as a constant signed permutation applied with F.linear (exact in fp32): XNNPACK
+    delegates it, where slice + neg + cat would run outside the delegate."""
+
+    def __init__(self, head_dim: int):
+        super().__init__()
+        half = head_dim // 2
+        rot = torch.zeros(head_dim, head_dim)  # F.linear(x, rot) == rotate_half(x)
+        rot[torch.arange(half), torch.arange(half) + half] = -1.0
+        rot[torch.arange(half) + half, torch.arange(half)] = 1.0
+        self.register_buffer("rot", rot, persistent=False)
+
+    def rotate_half(self, x):
+        return torch.nn.functional.linear(x, self.rot.to(x.dtype))
+
+
+def prepare_for_xnnpack(model) -> None:
+    """Module swaps that keep each decoder layer in one XNNPACK partition."""
+    for layer in model.layers:
+        layer.attention.rotary = LinearRotary(model.args.head_dim)
+        for name in ("attention_norm", "ffn_norm"):
+            old = getattr(layer, name)
+            new = XnnpackRMSNorm(old.weight.shape[0], old.eps)
+            new.weight = old.weight
+            setattr(layer, name, new)
+    new = XnnpackRMSNorm(model.norm.weight.shape[0], model.norm.eps)
+    new.weight = model.norm.weight
+    model.norm = new
+
+
 def export_program(model, options: ExportOptions):
     """torch.export of forward(tokens[1, T], input_pos[1]) with 1 <= T <= max_seq_len."""
+    prepare_for_xnnpack(model)
     install_static_cache(model, options.max_context_len, dtype=torch.float32, kind="executorch")
     example = (torch.zeros(1, 2, dtype=torch.long), torch.tensor([0], dtype=torch.long))
     seq = torch.export.Dim("seq", min=1, max=options.max_seq_len)
@@ -89,14 +132,27 @@ def write_model(model, tokenizer, options: ExportOptions, folder: Path, say) -> 
             "delegation": delegation_summary(edge)}
 
 
+MATMULS = ("linear", "mm", "bmm", "addmm", "matmul")
+
+
+def _op_name(node) -> str:
+    """'aten.linear.default' -> 'linear'."""
+    name = getattr(node.target, "__name__", str(node.target))
+    parts = name.split(".")
+    return parts[-2] if len(parts) >= 2 and parts[-1] in ("default", "Tensor", "out", "int") else parts[-1]
+
+
 def delegation_summary(edge) -> dict:
-    """How much of the graph XNNPACK took: delegate calls and any linear/matmul left on portable kernels."""
-    graph = edge.exported_program().graph
-    calls = [n for n in graph.nodes if n.op == "call_function"]
-    delegates = sum(1 for n in calls if "executorch_call_delegate" in str(n.target))
-    undelegated = sorted({str(n.target) for n in calls
-                          if any(k in str(n.target) for k in ("linear", "mm.default", "bmm", "addmm", "matmul"))})
-    return {"delegate_calls": delegates, "undelegated_matmuls": undelegated,
-            "portable_ops": sorted({str(n.target).split(".")[-2] if "." in str(n.target) else str(n.target)
-                                    for n in calls if "executorch_call_delegate" not in str(n.target)
-                                    and "getitem" not in str(n.target)})}
+    """How much of the graph XNNPACK took: linears inside delegates, and any matmul (or other op)
+    left to run on ExecuTorch's portable kernels."""
+    from executorch.exir.lowered_backend_module import get_lowered_backend_modules
+
+    gm = edge.exported_program().graph_module
+    lowered = get_lowered_backend_modules(gm)
+    delegated = sum(1 for lm in lowered for n in lm.original_module.graph.nodes
+                    if n.op == "call_function" and _op_name(n) in MATMULS)
+    outside = [_op_name(n) for n in gm.graph.nodes if n.op == "call_function"
+               and "executorch_call_delegate" not in str(n.target) and "getitem" not in str(n.target)]
+    return {"delegate_calls": len(lowered), "delegated_linears": delegated,
+            "undelegated_matmuls": sorted(n for n in set(outside) if n in MATMULS),
+            "portable_ops": sorted(set(outside))}

@@ -1,0 +1,81 @@
+"""Bad export requests fail fast with one line, exit 2, and leave nothing behind."""
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from checkpoints import write_meta
+from conftest import run_cli
+from test_bad_input import assert_input_error
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory, tiny_hf, sp_model):
+    return write_meta(tmp_path_factory.mktemp("exp") / "meta", tiny_hf.state_dict(), 1, tokenizer=sp_model)
+
+
+def export(ckpt, out, *args):
+    return run_cli("export", "--model", ckpt, "--out", out, *args)
+
+
+def leftovers(folder):
+    return [p.name for p in folder.iterdir()] if folder.exists() else []
+
+
+def test_unknown_target(ckpt, tmp_path):
+    assert_input_error(export(ckpt, tmp_path / "o", "--target", "coreml"), "--target coreml", "xnnpack")
+    assert leftovers(tmp_path) == []
+
+
+def test_unknown_scheme(ckpt, tmp_path):
+    assert_input_error(export(ckpt, tmp_path / "o", "--quant", "3bit"), "--quant 3bit", "8da4w")
+
+
+def test_group_size_that_divides_nothing(ckpt, tmp_path):
+    # the tiny model's inputs are 96 and 352 wide: 64 divides neither
+    assert_input_error(export(ckpt, tmp_path / "o", "--group-size", "64"), "--group-size 64",
+                       "layers.0.attention.wq", "use 32")
+    assert leftovers(tmp_path) == []
+
+
+def test_group_size_not_in_the_list(ckpt, tmp_path):
+    assert_input_error(export(ckpt, tmp_path / "o", "--group-size", "48"), "--group-size 48", "32, 64, 128")
+
+
+def test_max_seq_len_beyond_context(ckpt, tmp_path):
+    assert_input_error(export(ckpt, tmp_path / "o", "--max-seq-len", "100000"), "--max-seq-len 100000", "context")
+
+
+def test_weight_only_scheme_refused_on_xnnpack(ckpt, tmp_path):
+    assert_input_error(export(ckpt, tmp_path / "o", "--quant", "4w"), "--quant 4w", "8da4w")
+
+
+def test_existing_output_folder_needs_force(ckpt, tmp_path):
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    assert_input_error(export(ckpt, out), str(out), "--force")
+    assert leftovers(out) == ["keep.txt"]
+
+
+def test_unknown_recipe(ckpt, tmp_path):
+    assert_input_error(export(ckpt, tmp_path / "o", "--recipe", "nope"), "nope", "xnnpack-8da4w")
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    """A real 1 MiB filesystem (tmpfs; needs root, which CI and the dev machines are)."""
+    mnt = tmp_path / "tinyfs"
+    mnt.mkdir()
+    res = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1M", "tmpfs", str(mnt)], capture_output=True)
+    if res.returncode:
+        pytest.skip(f"cannot mount a tmpfs here ({res.stderr.decode().strip()}); the check needs a full disk")
+    yield mnt
+    subprocess.run(["umount", str(mnt)], check=True)
+
+
+def test_no_disk_space(ckpt, tiny_disk):
+    out = tiny_disk / "artifact"
+    assert_input_error(export(ckpt, out), str(tiny_disk), "free", "MiB")
+    assert leftovers(tiny_disk) == []

@@ -1,0 +1,127 @@
+"""ExecuTorch export of a tiny Llama 2 (Meta format, 2 shards, sentencepiece): the .pte runs in
+ExecuTorch's own LLM runner and generates the eager quantized model's greedy tokens."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import edgellama
+from checkpoints import write_meta
+from conftest import run_cli
+
+RUNNER = Path(__file__).with_name("textllmrunner.py")
+
+
+@pytest.fixture(scope="module")
+def tiny_meta(tmp_path_factory, tiny_hf, sp_model):
+    return write_meta(tmp_path_factory.mktemp("ckpt") / "meta", tiny_hf.state_dict(), 2, tokenizer=sp_model)
+
+
+@pytest.fixture(scope="module")
+def tiny_pte(tmp_path_factory, tiny_meta):
+    out = tmp_path_factory.mktemp("art") / "tiny-8da4w"
+    code, _, err = run_cli("export", "--model", tiny_meta, "--recipe", "xnnpack-8da4w", "--max-seq-len", "32",
+                           "--max-context-len", "160", "--out", out)
+    assert code == 0, err
+    return out
+
+
+def runner_pieces(artifact: Path, prompt: str, steps: int) -> list[str]:
+    """Text pieces from executorch.extension.llm.runner.TextLLMRunner, one per generated token,
+    in a fresh process (the C++ runner prints to stdout itself)."""
+    res = subprocess.run([sys.executable, str(RUNNER), str(artifact), prompt, str(steps)],
+                         capture_output=True, text=True, check=True)
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def eager_greedy(artifact: Path, prompt_ids: list[int], steps: int) -> list[int]:
+    from edgellama.quant import QuantSpec, quantize_model
+    from edgellama.runtime.generate import generate
+    from edgellama.runtime.session import EagerSession
+
+    manifest = json.loads((artifact / "manifest.json").read_text())
+    model = quantize_model(edgellama.load_model(manifest["source"]["path"]), QuantSpec(**manifest["quantization"]))
+    session = EagerSession(model, None, manifest["runtime"]["get_max_context_len"])
+    return generate(session, prompt_ids, steps, eos_ids=[]).tokens
+
+
+def sentencepiece_piece(tok, token: int) -> str:
+    """What the runner's sentencepiece decoder prints for one token: the piece with '▁' as a space
+    (byte-fallback pieces stay as their <0xNN> text)."""
+    return tok.id_to_piece(token).replace("\u2581", " ")
+
+
+@pytest.mark.parametrize("prompt", ["The tower is", "In 1998 , the team", None])
+def test_textllmrunner_matches_eager_quantized_greedy(tiny_pte, prompt):
+    from edgellama.runtime.open import open_artifact
+
+    session, _ = open_artifact(tiny_pte)
+    tok = session.tokenizer
+    text = tok.chat_prompt("Tell me about the river.") if prompt is None else prompt
+    ids = tok.encode(text)
+    expected = eager_greedy(tiny_pte, ids, 64)
+    pieces = runner_pieces(tiny_pte, text, 64)
+    assert len(pieces) == 64
+    want = [sentencepiece_piece(tok, t) for t in expected]
+    assert pieces[1:] == want[1:]
+    assert pieces[0] == want[0].lstrip(" ")  # the runner drops a leading space right after BOS
+
+
+def test_pte_session_logits_match_eager_twin(tiny_pte):
+    """Token-level: the .pte through executorch.runtime vs the eager model quantized the same way."""
+    import numpy as np
+
+    from edgellama.quant import QuantSpec, quantize_model
+    from edgellama.runtime.open import open_artifact
+    from edgellama.runtime.session import EagerSession
+
+    session, manifest = open_artifact(tiny_pte)
+    model = quantize_model(edgellama.load_model(manifest["source"]["path"]), QuantSpec(**manifest["quantization"]))
+    eager = EagerSession(model, None, 160)
+    ids = session.tokenizer.encode("The tower is 324 metres tall , about the same height as an 81 @-@ storey building")
+    a, b = session.prefill(ids), eager.prefill(ids)  # longer than get_max_seq_len: chunked like the runner
+    assert len(ids) > 32 and a.shape == b.shape
+    assert np.abs(a - b).max() < 1e-4
+    for t in (5, 17, 300):
+        assert np.abs(session.decode(t) - eager.decode(t)).max() < 1e-4
+
+
+def test_runner_metadata(tiny_pte, sp_model):
+    from edgellama.runtime.open import open_artifact
+
+    session, manifest = open_artifact(tiny_pte)
+    assert session.constant("get_max_seq_len") == [32]
+    assert session.constant("get_max_context_len") == [160]
+    assert session.constant("get_eos_ids") == [[2]] or session.constant("get_eos_ids") == [2]
+    assert session.constant("get_bos_id") == [1]
+    assert session.constant("get_vocab_size") == [384]
+    assert session.constant("get_n_layers") == [3]
+    assert session.constant("use_kv_cache") == [True] or session.constant("use_kv_cache") == [1]
+    assert (tiny_pte / "tokenizer.model").read_bytes() == sp_model.read_bytes()
+    assert manifest["quantization"]["scheme"] == "8da4w" and manifest["recipe"] == "xnnpack-8da4w"
+    assert set(manifest["files"]) == {"model.pte", "tokenizer.model"}
+    assert manifest["packages"]["executorch"] == "1.5.1"
+
+
+def test_every_transformer_linear_is_delegated(tiny_pte):
+    manifest = json.loads((tiny_pte / "manifest.json").read_text())
+    delegation = manifest["runtime"]["delegation"]
+    assert delegation["undelegated_matmuls"] == []
+    # every layer's q,k,v,o,w1,w2,w3, the head, and the RoPE rotations written as linears
+    assert delegation["delegated_linears"] == 3 * 7 + 1 + 3 * 2
+
+
+def test_manifest_hash_mismatch_is_refused(tiny_pte, tmp_path):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(tiny_pte, copy)
+    data = bytearray((copy / "model.pte").read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (copy / "model.pte").write_bytes(bytes(data))
+    code, _, err = run_cli("run", copy, "--prompt", "hi", "-n", "2")
+    assert code == 2 and "model.pte" in err and "sha256" in err

@@ -154,3 +154,46 @@ def quantize_model(model: Transformer, spec: QuantSpec, progress: Callable[[str]
 
 def symmetric_rtn_algo(w, bits, g, _name):
     return symmetric_rtn(w, bits, g)
+
+
+class TwinLinear(nn.Module):
+    """The eager twin of a torchao-quantized linear: the same arithmetic as torchao's own eager path
+    (per-token int8 fake-quant of the activation when the scheme has one, then F.linear with the
+    dequantized weight), with the weight dequantized once instead of on every call (5.5 s -> ms
+    per SmolLM2 decode step)."""
+
+    def __init__(self, weight):
+        super().__init__()
+        self.weight = nn.Parameter(weight.dequantize(), requires_grad=False)
+        self.dynamic = weight.activation_quantization is not None
+
+    def forward(self, x):
+        return nn.functional.linear(fake_quant_per_token_int8(x) if self.dynamic else x, self.weight)
+
+
+def fake_quant_per_token_int8(x: torch.Tensor) -> torch.Tensor:
+    """torchao's asymmetric per-token int8 activation quant-dequant (what its 8da linears apply),
+    written as a handful of tensor ops; bit-equal to torchao 0.18's version (tested)."""
+    lo = x.amin(-1, keepdim=True).clamp(max=0)
+    hi = x.amax(-1, keepdim=True).clamp(min=0)
+    scale = ((hi - lo) / 255.0).clamp(min=torch.finfo(x.dtype).smallest_normal)
+    zero_point = torch.clamp(-128 - torch.round(lo / scale), -128, 127)
+    q = torch.clamp(torch.round(x * (1.0 / scale)) + zero_point, -128, 127)
+    return (q - zero_point) * scale
+
+
+def eager_twin(model: Transformer) -> Transformer:
+    """In place: swap torchao-quantized linears and embeddings for float modules holding the
+    dequantized weights, computing exactly what the quantized model computes, at fp32 speed."""
+    from torchao.quantization.quantize_.workflows.intx.intx_unpacked_to_int8_tensor import IntxUnpackedToInt8Tensor
+
+    for name, module in list(model.named_modules()):
+        weight = getattr(module, "weight", None)
+        if not isinstance(weight, IntxUnpackedToInt8Tensor):
+            continue
+        if isinstance(module, nn.Linear):
+            parent, _, leaf = name.rpartition(".")
+            setattr(model.get_submodule(parent) if parent else model, leaf, TwinLinear(weight))
+        elif isinstance(module, nn.Embedding):
+            module.weight = nn.Parameter(weight.dequantize(), requires_grad=False)
+    return model

@@ -1,0 +1,34 @@
+"""Issue 4, acceptance 1: the embedded SmolLM2 exported with the default recipe generates, through
+ExecuTorch's TextLLMRunner, the greedy tokens of the eager model quantized the same way.
+
+Marked slow (the export lowers 30 layers: ~14 min on a loaded 2-core box). It FAILS today: the
+runner's text leaves the eager twin's after 3-15 tokens, because the .pte and the twin disagree on
+~10% of top-1 tokens teacher-forced (KL 0.027 nats; measured on 200 WikiText tokens). Kept honest
+until the activation-quantization difference behind it is found (issue 5)."""
+from __future__ import annotations
+
+import pytest
+
+from conftest import run_cli
+from test_export_xnnpack import eager_greedy, runner_pieces
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def smollm2_pte(tmp_path_factory):
+    out = tmp_path_factory.mktemp("smol") / "smollm2-8da4w"
+    code, _, err = run_cli("export", "--recipe", "xnnpack-8da4w", "--out", out)
+    assert code == 0, err
+    return out
+
+
+@pytest.mark.parametrize("prompt", ["The capital of France is", "Once upon a time, in a small village by the sea,", None])
+def test_runner_greedy_64_equals_eager_twin(smollm2_pte, prompt):
+    from edgellama.runtime.open import open_artifact
+
+    session, manifest = open_artifact(smollm2_pte)
+    tok = session.tokenizer
+    text = tok.chat_prompt("What is the capital of France?") if prompt is None else prompt
+    expected = eager_greedy(smollm2_pte, tok.encode(text), 64, eos_ids=manifest["runtime"]["get_eos_ids"])
+    assert "".join(runner_pieces(smollm2_pte, text, 64)) == tok.decode(expected)

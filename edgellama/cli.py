@@ -52,6 +52,26 @@ def load_with_progress(ckpt, dtype):
         return build_model(ckpt, dtype, progress=lambda _name: bar.advance(task))
 
 
+def generate_and_report(session, text: str, ids: list[int], sampling, max_new_tokens: int, as_json: bool,
+                        source: dict) -> None:
+    """Shared by `generate` and `run`: stream the text (or print one JSON object), then the stats."""
+    from .runtime.generate import TextStreamer, generate
+
+    tok = session.tokenizer
+    streamer = None if as_json else TextStreamer(tok, lambda s: (sys.stdout.write(s), sys.stdout.flush()))
+    result = generate(session, ids, max_new_tokens, sampling, on_token=streamer)
+    s = result.stats
+    if as_json:
+        print(json.dumps({**source, "prompt": text, "prompt_ids": ids, "tokens": result.tokens,
+                          "text": tok.decode(result.tokens), "stop_reason": result.stop_reason,
+                          "stats": s.to_dict()}, indent=1))
+        return
+    sys.stdout.write("\n")
+    err.print(f"[dim]{s.prompt_tokens} prompt tokens, {s.new_tokens} new · TTFT {s.ttft_s * 1000:.0f} ms · "
+              f"prefill {s.prefill_tok_s:.1f} tok/s · decode {s.decode_tok_s:.1f} tok/s · "
+              f"peak RSS {s.peak_rss_mb:.0f} MB · stop: {result.stop_reason}[/]")
+
+
 @app.command()
 def inspect(path: Optional[Path] = typer.Argument(None, help="Checkpoint (default: the embedded model)."),
             as_json: bool = typer.Option(False, "--json", help="Print one JSON object (schema in README).")):
@@ -109,8 +129,7 @@ def generate(prompt: str = typer.Option(..., "--prompt", "-p"),
              as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of streaming text.")):
     """Generate text with the eager reference model (static KV cache), and report tok/s."""
     from .formats import open_checkpoint
-    from .runtime.generate import Sampling, TextStreamer
-    from .runtime.generate import generate as run
+    from .runtime.generate import Sampling
     from .runtime.session import EagerSession
     from .tokenizer import tokenizer_for
 
@@ -123,18 +142,8 @@ def generate(prompt: str = typer.Option(..., "--prompt", "-p"),
     if len(ids) >= max_context_len:
         raise InputError(f"--prompt: {len(ids)} tokens do not fit --max-context-len {max_context_len}; shorten it or raise it")
     session = EagerSession(load_with_progress(ckpt, torch_dtype), tok, max_context_len)
-    streamer = None if as_json else TextStreamer(tok, lambda s: (sys.stdout.write(s), sys.stdout.flush()))
-    result = run(session, ids, max_new_tokens, Sampling(temperature, top_k, top_p, seed), on_token=streamer)
-    s = result.stats
-    if as_json:
-        print(json.dumps({"model": str(path), "prompt": text, "prompt_ids": ids, "tokens": result.tokens,
-                          "text": tok.decode(result.tokens), "stop_reason": result.stop_reason,
-                          "stats": s.to_dict()}, indent=1))
-        return
-    sys.stdout.write("\n")
-    err.print(f"[dim]{s.prompt_tokens} prompt tokens, {s.new_tokens} new · TTFT {s.ttft_s * 1000:.0f} ms · "
-              f"prefill {s.prefill_tok_s:.1f} tok/s · decode {s.decode_tok_s:.1f} tok/s · "
-              f"peak RSS {s.peak_rss_mb:.0f} MB · stop: {result.stop_reason}[/]")
+    generate_and_report(session, text, ids, Sampling(temperature, top_k, top_p, seed), max_new_tokens,
+                        as_json, {"model": str(path)})
 
 
 @app.command("export")
@@ -201,26 +210,15 @@ def run(artifact: Path = typer.Argument(..., help="An artifact folder from `edge
         seed: Optional[int] = typer.Option(None, "--seed"),
         as_json: bool = typer.Option(False, "--json")):
     """Generate from an exported artifact (.pte or .onnx), streaming tokens as they come."""
-    from .runtime.generate import Sampling, TextStreamer
-    from .runtime.generate import generate as run_generate
+    from .runtime.generate import Sampling
     from .runtime.open import open_artifact
 
     session, manifest = open_artifact(artifact)
     tok = session.tokenizer
     text = tok.chat_prompt(prompt, system) if chat else prompt
     ids = tok.encode(text)
-    streamer = None if as_json else TextStreamer(tok, lambda s: (sys.stdout.write(s), sys.stdout.flush()))
-    result = run_generate(session, ids, max_new_tokens, Sampling(temperature, top_k, top_p, seed), on_token=streamer)
-    s = result.stats
-    if as_json:
-        print(json.dumps({"artifact": str(artifact), "prompt": text, "prompt_ids": ids, "tokens": result.tokens,
-                          "text": tok.decode(result.tokens), "stop_reason": result.stop_reason,
-                          "stats": s.to_dict()}, indent=1))
-        return
-    sys.stdout.write("\n")
-    err.print(f"[dim]{s.prompt_tokens} prompt tokens, {s.new_tokens} new · TTFT {s.ttft_s * 1000:.0f} ms · "
-              f"prefill {s.prefill_tok_s:.1f} tok/s · decode {s.decode_tok_s:.1f} tok/s · "
-              f"peak RSS {s.peak_rss_mb:.0f} MB · stop: {result.stop_reason}[/]")
+    generate_and_report(session, text, ids, Sampling(temperature, top_k, top_p, seed), max_new_tokens,
+                        as_json, {"artifact": str(artifact)})
 
 
 def main() -> None:

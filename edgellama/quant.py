@@ -94,15 +94,18 @@ def torchao_weight(q: torch.Tensor, scale: torch.Tensor, bits: int, dynamic_acti
 Algorithm = Callable[[torch.Tensor, int, int, str], tuple[torch.Tensor, torch.Tensor]]
 
 
-def algorithm(name: str) -> Algorithm:
-    """(weight, bits, group_size, layer name) -> (int values, scales)."""
-    if name == "rtn":
-        return symmetric_rtn_algo
-    from . import algorithms
+def symmetric_rtn_algo(w, bits, g, _name):
+    return symmetric_rtn(w, bits, g)
 
-    if name not in algorithms.ALGORITHMS:
-        raise InputError(f"--quant-algo {name}: unknown; use rtn or one of {', '.join(algorithms.ALGORITHMS)}")
-    return algorithms.ALGORITHMS[name]
+
+# (weight, bits, group_size, layer name) -> (int values, scales)
+ALGORITHMS: dict[str, Algorithm] = {"rtn": symmetric_rtn_algo}
+
+
+def algorithm(name: str) -> Algorithm:
+    if name not in ALGORITHMS:
+        raise InputError(f"--quant-algo {name}: unknown; use one of {', '.join(ALGORITHMS)}")
+    return ALGORITHMS[name]
 
 
 def quantize_linear(linear: nn.Linear, bits: int, group_size: int, dynamic: bool, algo: Algorithm, name: str) -> None:
@@ -150,10 +153,6 @@ def quantize_model(model: Transformer, spec: QuantSpec, progress: Callable[[str]
             model.output.weight = nn.Parameter(model.tok_embeddings.weight.detach().clone(), requires_grad=False)
         quantize_linear(model.output, 8, 0, spec.output == "8da8w", symmetric_rtn_algo, "output")
     return model
-
-
-def symmetric_rtn_algo(w, bits, g, _name):
-    return symmetric_rtn(w, bits, g)
 
 
 class TwinLinear(nn.Module):

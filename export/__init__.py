@@ -44,7 +44,7 @@ def export(model_path: Path, options: ExportOptions, out: Path, force: bool = Fa
 
     from edgellama.formats import open_checkpoint
     from edgellama.loader import build_model
-    from edgellama.quant import QuantSpec, check_group_size, quantize_model
+    from edgellama.quant import QuantSpec, algorithm, check_group_size, quantize_model
     from edgellama.schemes import estimate_bytes, linear_shapes
     from edgellama.tokenizer import tokenizer_for
 
@@ -55,6 +55,7 @@ def export(model_path: Path, options: ExportOptions, out: Path, force: bool = Fa
     ckpt = open_checkpoint(model_path)
     options.validate(ckpt.args.max_context_len)
     check_group_size(linear_shapes(ckpt.args), options.group_size)
+    algorithm(options.quant_algo)
     tokenizer = tokenizer_for(ckpt)
     target = importlib.import_module(TARGET_MODULES[options.target])
     target.check_options(options)

@@ -79,3 +79,17 @@ def test_no_disk_space(ckpt, tiny_disk):
     out = tiny_disk / "artifact"
     assert_input_error(export(ckpt, out), str(tiny_disk), "free", "MiB")
     assert leftovers(tiny_disk) == []
+
+
+def test_unknown_quant_algo(ckpt, tmp_path):
+    assert_input_error(export(ckpt, tmp_path / "o", "--quant-algo", "magic"), "--quant-algo magic", "rtn")
+    assert leftovers(tmp_path) == []
+
+
+def test_package_import_is_cheap():
+    """`import edgellama` must not import torch (the CLI imports heavy things inside each verb)."""
+    import sys as _sys
+
+    res = subprocess.run([_sys.executable, "-c", "import sys, edgellama, edgellama.cli; "
+                          "print('torch' in sys.modules)"], capture_output=True, text=True, check=True)
+    assert res.stdout.strip() == "False"

@@ -1,0 +1,52 @@
+"""Wall time and peak RSS of `edgellama export` (issue 4 targets: SmolLM2 <= 5 min; a 7B-shaped
+checkpoint <= 45 min and <= 12 GiB), each export in a fresh process.
+
+Usage: python bench/export_cost.py [--model smollm2|llama2-7b] [--recipe xnnpack-8da4w] [--group-size N]"""
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import synthetic_meta, write_results  # noqa: E402
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", default="smollm2", help="smollm2 (embedded default) or a CONFIGS name, e.g. llama2-7b")
+    ap.add_argument("--recipe", default="xnnpack-8da4w")
+    ap.add_argument("--group-size", type=int, default=None)
+    a = ap.parse_args()
+    model_args = [] if a.model == "smollm2" else ["--model", str(synthetic_meta(a.model, "bf16"))]
+    extra = ["--group-size", str(a.group_size)] if a.group_size else []
+    with tempfile.TemporaryDirectory(dir=Path(__file__).resolve().parents[1] / ".cache") as tmp:
+        out = Path(tmp) / "artifact"
+        t0 = time.perf_counter()
+        res = subprocess.run([sys.executable, "-m", "edgellama.cli", "export", "--recipe", a.recipe, *model_args,
+                              *extra, "--out", str(out), "--json"], capture_output=True, text=True)
+        seconds = time.perf_counter() - t0
+        if res.returncode:
+            sys.exit(res.stderr[-3000:])
+        peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
+        manifest = json.loads(res.stdout)
+    size = manifest["files"][manifest["runtime"]["model_file"]]["bytes"]
+    deleg = manifest["runtime"].get("delegation", {})
+    record = {"model": a.model, "recipe": a.recipe, "options": manifest["options"], "seconds": seconds,
+              "peak_rss_bytes": peak, "model_file_bytes": size, "delegation": deleg}
+    md = write_results(f"export_cost-{a.model}-{a.recipe}", record,
+                       [[a.model, a.recipe, f"{seconds / 60:.1f}", f"{peak / 2**30:.2f}", f"{size / 2**20:.1f}",
+                         deleg.get("delegate_calls", "-"), deleg.get("delegated_linears", "-"),
+                         ", ".join(deleg.get("undelegated_matmuls", [])) or "none"]],
+                       ["model", "recipe", "export min", "peak RSS GiB", ".pte MiB", "XNNPACK partitions",
+                        "linears delegated", "matmuls left outside"])
+    print(md.read_text())
+
+
+if __name__ == "__main__":
+    main()

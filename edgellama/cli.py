@@ -158,6 +158,7 @@ def export_cmd(out: Path = typer.Option(..., "--out", "-o", help="Artifact folde
                max_seq_len: Optional[int] = typer.Option(None, "--max-seq-len", help="Most tokens per forward call."),
                max_context_len: Optional[int] = typer.Option(None, "--max-context-len", help="KV-cache positions."),
                dtype: Optional[str] = typer.Option(None, "--dtype"),
+               calibration: Optional[str] = typer.Option(None, "--calibration", help="Text for calibrating algorithms (default: WikiText-2 valid.txt)."),
                force: bool = typer.Option(False, "--force", help="Replace --out if it exists."),
                as_json: bool = typer.Option(False, "--json", help="Print the manifest as JSON.")):
     """Export a checkpoint to an artifact folder (model + tokenizer + manifest.json)."""
@@ -169,7 +170,8 @@ def export_cmd(out: Path = typer.Option(..., "--out", "-o", help="Artifact folde
 
     given = {k: v for k, v in dict(target=target, quant=quant, group_size=group_size, quant_algo=quant_algo,
                                    embedding_quant=embedding_quant, max_seq_len=max_seq_len,
-                                   max_context_len=max_context_len, dtype=dtype).items() if v is not None}
+                                   max_context_len=max_context_len, dtype=dtype,
+                                   calibration=calibration).items() if v is not None}
     # Options given on the command line override the recipe; with no recipe, a target's default recipe.
     default = {"xnnpack": "xnnpack-8da4w", "onnx": "onnx-4w"}.get(given.get("target", "xnnpack"))
     base = load_recipe(recipe or default) if (recipe or default) else {}

@@ -56,7 +56,7 @@ class ExecuTorchCacheCore(nn.Module):
 
     def forward(self, q, k, v, positions):
         start_pos = positions[0].item()
-        torch._check_is_size(start_pos)
+        torch._check(start_pos >= 0)
         torch._check(start_pos + q.shape[1] <= self.max_seq_len)
         if not torch.compiler.is_compiling() and start_pos + q.shape[1] > self.max_seq_len:
             raise ValueError(f"position {start_pos + q.shape[1] - 1} is past the KV cache (max_seq_len={self.max_seq_len}); "

@@ -98,14 +98,19 @@ def symmetric_rtn_algo(w, bits, g, _name):
     return symmetric_rtn(w, bits, g)
 
 
-# (weight, bits, group_size, layer name) -> (int values, scales)
-ALGORITHMS: dict[str, Algorithm] = {"rtn": symmetric_rtn_algo}
+ALGORITHMS = ("rtn", "scale-search")
+NEEDS_CALIBRATION = {"scale-search"}
 
 
-def algorithm(name: str) -> Algorithm:
+def algorithm(name: str, importance: dict | None = None) -> Algorithm:
+    """(weight, bits, group_size, layer name) -> (int values, scales)."""
     if name not in ALGORITHMS:
         raise InputError(f"--quant-algo {name}: unknown; use one of {', '.join(ALGORITHMS)}")
-    return ALGORITHMS[name]
+    if name == "rtn":
+        return symmetric_rtn_algo
+    from .algorithms import scale_search
+
+    return scale_search(importance or {})
 
 
 def quantize_linear(linear: nn.Linear, bits: int, group_size: int, dynamic: bool, algo: Algorithm, name: str) -> None:
@@ -126,9 +131,11 @@ def quantize_embedding(model: Transformer, scheme: str) -> None:
               filter_fn=lambda m, _fqn: isinstance(m, nn.Embedding))
 
 
-def quantize_model(model: Transformer, spec: QuantSpec, progress: Callable[[str], None] | None = None) -> Transformer:
+def quantize_model(model: Transformer, spec: QuantSpec, progress: Callable[[str], None] | None = None,
+                   calibration: list[list[int]] | None = None) -> Transformer:
     """In place. Float schemes only cast; integer schemes swap every transformer linear's weight for
-    a torchao quantized tensor, then the embedding and output head as the spec says."""
+    a torchao quantized tensor, then the embedding and output head as the spec says.
+    `calibration` (token windows) is needed by the algorithms in NEEDS_CALIBRATION."""
     if spec.scheme not in SCHEMES:
         raise InputError(f"--quant {spec.scheme}: unknown scheme; use one of {', '.join(SCHEMES)}")
     if spec.scheme in FLOAT_SCHEMES:
@@ -136,7 +143,14 @@ def quantize_model(model: Transformer, spec: QuantSpec, progress: Callable[[str]
     bits, dynamic = SCHEMES[spec.scheme]
     shapes = linear_shapes(model.args)
     check_group_size([s for s in shapes if s[0] not in spec.keep_8bit], spec.group_size)
-    algo = algorithm(spec.algo)
+    importance = None
+    if spec.algo in NEEDS_CALIBRATION:
+        if not calibration:
+            raise InputError(f"--quant-algo {spec.algo}: needs calibration text; pass --calibration FILE")
+        from .algorithms import input_power
+
+        importance = input_power(model, calibration)
+    algo = algorithm(spec.algo, importance)
     keep = set(spec.keep_8bit)
     for name, _, _ in shapes:
         linear = model.get_submodule(name)

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from .options import TARGETS, ExportOptions, load_recipe
+from .options import DEFAULT_CALIBRATION, TARGETS, ExportOptions, load_recipe
 
 TARGET_MODULES = {"xnnpack": "edgellama.export.executorch_xnnpack", "onnx": "edgellama.export.onnx_cpu"}
 PACKAGES = ("edgellama", "torch", "executorch", "torchao", "onnx", "onnxruntime", "onnxruntime-genai")
@@ -44,7 +44,8 @@ def export(model_path: Path, options: ExportOptions, out: Path, force: bool = Fa
 
     from edgellama.formats import open_checkpoint
     from edgellama.loader import build_model
-    from edgellama.quant import QuantSpec, algorithm, check_group_size, quantize_model
+    from edgellama.algorithms import calibration_windows
+    from edgellama.quant import NEEDS_CALIBRATION, QuantSpec, algorithm, check_group_size, quantize_model
     from edgellama.schemes import estimate_bytes, linear_shapes
     from edgellama.tokenizer import tokenizer_for
 
@@ -57,6 +58,9 @@ def export(model_path: Path, options: ExportOptions, out: Path, force: bool = Fa
     check_group_size(linear_shapes(ckpt.args), options.group_size)
     algorithm(options.quant_algo)
     tokenizer = tokenizer_for(ckpt)
+    calibration = None
+    if options.quant_algo in NEEDS_CALIBRATION and options.quant not in ("fp32", "fp16", "bf16"):
+        calibration = calibration_windows(tokenizer, options.calibration or DEFAULT_CALIBRATION)
     target = importlib.import_module(TARGET_MODULES[options.target])
     target.check_options(options)
     needed = int(estimate_bytes(ckpt.args, options.quant, options.group_size) * 1.1) + (64 << 20)
@@ -69,7 +73,7 @@ def export(model_path: Path, options: ExportOptions, out: Path, force: bool = Fa
         spec = QuantSpec(scheme=options.quant, group_size=options.group_size, algo=options.quant_algo,
                          embedding=options.embedding_quant if options.quant not in ("fp32", "fp16", "bf16") else "none",
                          output=target.OUTPUT_QUANT if options.quant in ("8da4w", "4w") else "none")
-        quantize_model(model, spec)
+        quantize_model(model, spec, calibration=calibration)
         metadata = target.write_model(model, tokenizer, options, folder, say)
         tokenizer_file = tokenizer.save(folder)
         say("writing manifest")

@@ -3,6 +3,7 @@ torch.export with a dynamic prompt length, XNNPACK delegation, and the constant 
 ExecuTorch's LLM runner (TextLLMRunner, Android's LlmModule) reads."""
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -98,6 +99,38 @@ def export_program(model, options: ExportOptions):
         return torch.export.export(model, example, dynamic_shapes=({1: seq}, None), strict=False)
 
 
+@contextmanager
+def llama_xnnpack_passes():
+    """XNNPACK's preprocess runs about twenty graph passes on every partition, each re-tracing it.
+    Those for convolutions, batch norm, upsampling, PReLU, padding and aten SDPA cannot match the
+    graph built here (attention is llama::custom_sdpa, outside the delegate). executorch 1.5.1 has
+    no option to choose passes, so the default list is narrowed while lowering, then restored."""
+    import executorch.backends.xnnpack._passes as xnn_passes
+    from executorch.backends.xnnpack._passes.conv1d_unsqueeze_pass import Conv1dUnsqueezePass
+    from executorch.backends.xnnpack._passes.convert_to_sdpa import ConvertToSDPAPass
+    from executorch.backends.xnnpack._passes.convert_to_upsample_bilinear2d import ConvertToUpsampleBilinear2d
+    from executorch.backends.xnnpack._passes.decompose_batch_norm import DecomposeBatchNorm
+    from executorch.backends.xnnpack._passes.fuse_batch_norm import FuseBatchNormPass
+    from executorch.backends.xnnpack._passes.insert_pad_qdq import InsertPadQDQPass
+    from executorch.backends.xnnpack._passes.prelu_reshape_pass import PReLUReshapePass
+
+    cannot_match = {Conv1dUnsqueezePass, ConvertToSDPAPass, ConvertToUpsampleBilinear2d, DecomposeBatchNorm,
+                    FuseBatchNormPass, InsertPadQDQPass, PReLUReshapePass}
+    manager = xnn_passes.XNNPACKPassManager
+    original = manager.__init__
+
+    def narrowed(self, exported_program, passes=None):
+        original(self, exported_program, passes)
+        if not passes:
+            self.passes = [p for p in self.passes if p not in cannot_match]
+
+    manager.__init__ = narrowed
+    try:
+        yield
+    finally:
+        manager.__init__ = original
+
+
 def lower(program, metadata: dict):
     from executorch.backends.xnnpack._passes.convert_to_linear import ConvertToLinearPass
     from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
@@ -105,9 +138,10 @@ def lower(program, metadata: dict):
     from executorch.exir.passes import MemoryPlanningPass
     from executorch.exir.passes.sym_shape_eval_pass import ConstraintBasedSymShapeEvalPass
 
-    edge = to_edge_transform_and_lower(
-        program, partitioner=[XnnpackPartitioner()], constant_methods=metadata,
-        compile_config=EdgeCompileConfig(_check_ir_validity=False, _skip_dim_order=True))
+    with llama_xnnpack_passes():
+        edge = to_edge_transform_and_lower(
+            program, partitioner=[XnnpackPartitioner()], constant_methods=metadata,
+            compile_config=EdgeCompileConfig(_check_ir_validity=False, _skip_dim_order=True))
     edge = edge.transform([ConvertToLinearPass()])  # anything XNNPACK left runs as linear, not transpose + mm
     # Quant fusion turns torchao's dequantize_affine -> embedding into quantized_decomposed::embedding_byte
     # (ExecuTorch's quantized embedding kernel), as ExecuTorch's own LLM export does.

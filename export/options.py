@@ -10,6 +10,8 @@ from edgellama.schemes import GROUP_SIZES, SCHEMES
 
 TARGETS = ("xnnpack", "onnx")
 RECIPES = Path(__file__).parent / "recipes"
+# The repository keeps its data beside the checkout: ../shared/data/wikitext-2/ (tune on valid, report on test).
+DEFAULT_CALIBRATION = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "wikitext-2" / "valid.txt"
 
 
 @dataclass
@@ -22,6 +24,7 @@ class ExportOptions:
     max_seq_len: int = 512
     max_context_len: int | None = None  # defaults to max_seq_len
     dtype: str = "fp32"
+    calibration: str | None = None  # text file for algorithms that calibrate; default WikiText-2 valid.txt
     recipe: str | None = None
 
     def to_dict(self) -> dict:

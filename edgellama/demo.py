@@ -51,7 +51,10 @@ def main() -> None:
     question = "What is the capital of France? Answer in one sentence."
     say(f"TextLLMRunner, chat: {question!r}")
     pieces, stats = run_textllmrunner(ARTIFACT, session.tokenizer.chat_prompt(question), 48)
-    print(f"\n[answer] {''.join(pieces).strip()}")
+    answer = "".join(pieces)
+    for eos in manifest["tokenizer"]["eos_ids"]:
+        answer = answer.replace(session.tokenizer.id_to_piece(eos), "")
+    print(f"\n[answer] {answer.strip()}")
     print(f"[runner] prefill {stats.get('prefill_token_per_sec', 0):.0f} tok/s, "
           f"decode {stats.get('decode_token_per_sec', 0):.0f} tok/s")
 

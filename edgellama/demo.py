@@ -23,20 +23,27 @@ def say(msg: str) -> None:
     print(f"\n== {msg}", flush=True)
 
 
+RECIPE = "xnnpack-8da4w"
+
+
 def export_once() -> None:
+    """Export unless the artifact exists, verifies, and was made with the current recipe."""
     from .errors import InputError
+    from .export import load_recipe
     from .export.artifact import read_manifest
 
     try:
-        read_manifest(ARTIFACT)
-        say(f"reusing {ARTIFACT} (delete it to export again)")
-        return
+        options = read_manifest(ARTIFACT)["options"]
+        wanted = {k: v for k, v in load_recipe(RECIPE).items() if k != "recipe"}
+        if all(options.get(k) == v for k, v in wanted.items()):
+            say(f"reusing {ARTIFACT} (delete it to export again)")
+            return
     except InputError:
         pass
-    say("exporting SmolLM2-135M-Instruct with recipe xnnpack-8da4w")
+    say(f"exporting SmolLM2-135M-Instruct with recipe {RECIPE}")
     from . import cli
 
-    sys.argv = ["edgellama", "export", "--recipe", "xnnpack-8da4w", "--out", str(ARTIFACT), "--force"]
+    sys.argv = ["edgellama", "export", "--recipe", RECIPE, "--out", str(ARTIFACT), "--force"]
     cli.app(standalone_mode=False)
 
 

@@ -58,9 +58,14 @@ def export(model_path: Path, options: ExportOptions, out: Path, force: bool = Fa
     check_group_size(linear_shapes(ckpt.args), options.group_size)
     algorithm(options.quant_algo)
     tokenizer = tokenizer_for(ckpt)
-    calibration = None
+    calibration, calibration_info = None, None
     if options.quant_algo in NEEDS_CALIBRATION and options.quant not in ("fp32", "fp16", "bf16"):
-        calibration = calibration_windows(tokenizer, options.calibration or DEFAULT_CALIBRATION)
+        from .artifact import sha256
+
+        calibration_file = Path(options.calibration or DEFAULT_CALIBRATION)
+        calibration = calibration_windows(tokenizer, calibration_file)
+        calibration_info = {"file": str(calibration_file.resolve()), "sha256": sha256(calibration_file),
+                            "windows": len(calibration), "tokens_per_window": len(calibration[0])}
     target = importlib.import_module(TARGET_MODULES[options.target])
     target.check_options(options)
     needed = int(estimate_bytes(ckpt.args, options.quant, options.group_size) * 1.1) + (64 << 20)
@@ -85,6 +90,7 @@ def export(model_path: Path, options: ExportOptions, out: Path, force: bool = Fa
             "recipe": options.recipe,
             "options": options.to_dict(),
             "quantization": spec.to_dict(),
+            "calibration": calibration_info,
             "model": {"dim": ckpt.args.dim, "n_layers": ckpt.args.n_layers, "n_heads": ckpt.args.n_heads,
                       "n_kv_heads": ckpt.args.n_kv_heads, "vocab_size": ckpt.args.vocab_size,
                       "parameters": ckpt.args.num_params()},

@@ -39,12 +39,12 @@ def runner_pieces(artifact: Path, prompt: str, steps: int) -> list[str]:
 
 
 def eager_greedy(artifact: Path, prompt_ids: list[int], steps: int, eos_ids=()) -> list[int]:
-    from edgellama.quant import QuantSpec, eager_twin, quantize_model
     from edgellama.runtime.generate import generate
     from edgellama.runtime.session import EagerSession
+    from edgellama.runtime.twin import twin_for
 
     manifest = json.loads((artifact / "manifest.json").read_text())
-    model = eager_twin(quantize_model(edgellama.load_model(manifest["source"]["path"]), QuantSpec(**manifest["quantization"])))
+    model = twin_for(manifest)
     session = EagerSession(model, None, manifest["runtime"]["get_max_context_len"])
     return generate(session, prompt_ids, steps, eos_ids=list(eos_ids)).tokens
 
@@ -96,12 +96,12 @@ def test_pte_logits_match_eager_twin(tiny_pte):
     differently from torchao's. Not yet explained; see issue 5."""
     import numpy as np
 
-    from edgellama.quant import QuantSpec, eager_twin, quantize_model
     from edgellama.runtime.open import open_artifact
     from edgellama.runtime.session import EagerSession
+    from edgellama.runtime.twin import twin_for
 
     session, manifest = open_artifact(tiny_pte)
-    model = eager_twin(quantize_model(edgellama.load_model(manifest["source"]["path"]), QuantSpec(**manifest["quantization"])))
+    model = twin_for(manifest)
     eager = EagerSession(model, None, 160)
     ids = session.tokenizer.encode("The tower is 324 metres tall , about the same height as an 81 @-@ storey "
                                    "building , and the tallest structure in Paris . Its base is square , measuring "
@@ -130,6 +130,7 @@ def test_runner_metadata(tiny_pte, sp_model):
     assert session.constant("use_kv_cache") == [True] or session.constant("use_kv_cache") == [1]
     assert (tiny_pte / "tokenizer.model").read_bytes() == sp_model.read_bytes()
     assert manifest["quantization"]["scheme"] == "8da4w" and manifest["recipe"] == "xnnpack-8da4w"
+    assert manifest["quantization"]["algo"] == "scale-search" and manifest["calibration"]["windows"] >= 1
     assert set(manifest["files"]) == {"model.pte", "tokenizer.model"}
     assert manifest["packages"]["executorch"] == "1.5.1"
 

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-import edgellama
 from checkpoints import write_meta
 from conftest import run_cli
 

@@ -150,7 +150,7 @@ def generate(prompt: str = typer.Option(..., "--prompt", "-p"),
 def export_cmd(out: Path = typer.Option(..., "--out", "-o", help="Artifact folder to create."),
                model: Optional[Path] = ModelOpt,
                recipe: Optional[str] = typer.Option(None, "--recipe", help="A TOML recipe file, or a name from export/recipes/."),
-               target: Optional[str] = typer.Option(None, "--target", help="xnnpack | onnx"),
+               target: Optional[str] = typer.Option(None, "--target", help="xnnpack (onnx and qnn are planned)"),
                quant: Optional[str] = typer.Option(None, "--quant", help="8da4w | 8da8w | 4w | 8w | fp32 | fp16 | bf16"),
                group_size: Optional[int] = typer.Option(None, "--group-size", help="32 | 64 | 128 | 256 | 0 (per-channel)"),
                quant_algo: Optional[str] = typer.Option(None, "--quant-algo"),
@@ -173,7 +173,7 @@ def export_cmd(out: Path = typer.Option(..., "--out", "-o", help="Artifact folde
                                    max_context_len=max_context_len, dtype=dtype,
                                    calibration=calibration).items() if v is not None}
     # Options given on the command line override the recipe; with no recipe, a target's default recipe.
-    default = {"xnnpack": "xnnpack-8da4w", "onnx": "onnx-4w"}.get(given.get("target", "xnnpack"))
+    default = {"xnnpack": "xnnpack-8da4w"}.get(given.get("target", "xnnpack"))
     base = load_recipe(recipe or default) if (recipe or default) else {}
     options = ExportOptions(**{**base, **given})
     path = resolve_model(model)

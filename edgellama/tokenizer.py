@@ -10,9 +10,6 @@ from pathlib import Path
 from .errors import InputError
 from .formats import Checkpoint, TokenizerSource
 
-LLAMA2_SYSTEM = None  # Llama 2 chat has no default system prompt
-
-
 class Tokenizer:
     kind: str
     bos_id: int | None

@@ -8,7 +8,7 @@ from pathlib import Path
 from edgellama.errors import InputError
 from edgellama.schemes import GROUP_SIZES, SCHEMES
 
-TARGETS = ("xnnpack", "onnx")
+TARGETS = ("xnnpack",)  # onnx and qnn are planned (issues), not built yet
 RECIPES = Path(__file__).parent / "recipes"
 # The repository keeps its data beside the checkout: ../shared/data/wikitext-2/ (tune on valid, report on test).
 DEFAULT_CALIBRATION = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "wikitext-2" / "valid.txt"

@@ -25,6 +25,7 @@ def leftovers(folder):
 
 def test_unknown_target(ckpt, tmp_path):
     assert_input_error(export(ckpt, tmp_path / "o", "--target", "coreml"), "--target coreml", "xnnpack")
+    assert_input_error(export(ckpt, tmp_path / "o", "--target", "onnx"), "--target onnx", "xnnpack")
     assert leftovers(tmp_path) == []
 
 

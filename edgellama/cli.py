@@ -33,12 +33,11 @@ def resolve_model(model: Optional[Path]) -> Path:
 
 
 def dtype_of(name: str):
-    import torch
+    from .quant import FLOAT_SCHEMES
 
-    table = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-    if name not in table:
-        raise InputError(f"--dtype {name}: unknown; use one of {', '.join(table)}")
-    return table[name]
+    if name not in FLOAT_SCHEMES:
+        raise InputError(f"--dtype {name}: unknown; use one of {', '.join(FLOAT_SCHEMES)}")
+    return FLOAT_SCHEMES[name]
 
 
 def load_with_progress(ckpt, dtype):

@@ -13,6 +13,13 @@ from torch import nn
 from .model import CausalAttentionCore, Transformer, attend
 
 
+def check_room(end: int, max_seq_len: int) -> None:
+    """Eager only: a write past the cache would be silently dropped or wrap in a compiled graph."""
+    if end > max_seq_len:
+        raise ValueError(f"position {end - 1} is past the KV cache (max_context_len={max_seq_len}); "
+                         f"reset the session or export with a larger --max-context-len")
+
+
 class StaticCacheCore(nn.Module):
     """Pure-PyTorch cache: index_copy_ into buffers, masked SDPA over all max_seq_len slots."""
 
@@ -25,10 +32,7 @@ class StaticCacheCore(nn.Module):
 
     def forward(self, q, k, v, positions):
         if not torch.compiler.is_compiling():
-            end = int(positions[-1]) + 1
-            if end > self.max_seq_len:
-                raise ValueError(f"position {end - 1} is past the KV cache (max_seq_len={self.max_seq_len}); "
-                                 f"reset the session or export with a larger --max-seq-len")
+            check_room(int(positions[-1]) + 1, self.max_seq_len)
         self.k_cache.index_copy_(2, positions, k.transpose(1, 2).to(self.k_cache.dtype))
         self.v_cache.index_copy_(2, positions, v.transpose(1, 2).to(self.v_cache.dtype))
         mask = torch.arange(self.max_seq_len, device=q.device)[None, :] <= positions[:, None]
@@ -58,9 +62,8 @@ class ExecuTorchCacheCore(nn.Module):
         start_pos = positions[0].item()
         torch._check(start_pos >= 0)
         torch._check(start_pos + q.shape[1] <= self.max_seq_len)
-        if not torch.compiler.is_compiling() and start_pos + q.shape[1] > self.max_seq_len:
-            raise ValueError(f"position {start_pos + q.shape[1] - 1} is past the KV cache (max_seq_len={self.max_seq_len}); "
-                             f"reset the session or export with a larger --max-seq-len")
+        if not torch.compiler.is_compiling():
+            check_room(start_pos + q.shape[1], self.max_seq_len)
         torch.ops.llama.update_cache(k.to(self.k_cache.dtype), self.k_cache, start_pos)
         torch.ops.llama.update_cache(v.to(self.v_cache.dtype), self.v_cache, start_pos)
         y = torch.ops.llama.custom_sdpa(q, self.k_cache, self.v_cache, start_pos, None, 0.0, True)

@@ -118,14 +118,19 @@ def quantize_linear(linear: nn.Linear, bits: int, group_size: int, dynamic: bool
     linear.weight = torchao_weight(q, scale, bits, dynamic)
 
 
+def untie_output(model: Transformer) -> None:
+    """Give a tied output head its own copy, so embedding and head can be quantized differently."""
+    if model.output.weight is model.tok_embeddings.weight:
+        model.output.weight = nn.Parameter(model.tok_embeddings.weight.detach().clone(), requires_grad=False)
+
+
 def quantize_embedding(model: Transformer, scheme: str) -> None:
     """Embedding rows quantized per row (8w) or in groups of 32 (4w), via torchao's weight-only config,
     which ExecuTorch lowers to its quantized embedding kernels."""
     from torchao.quantization import IntxWeightOnlyConfig, quantize_
     from torchao.quantization.granularity import PerAxis, PerGroup
 
-    if model.args.tie_embeddings or model.output.weight is model.tok_embeddings.weight:
-        model.output.weight = nn.Parameter(model.tok_embeddings.weight.detach().clone(), requires_grad=False)
+    untie_output(model)
     bits, granularity = (8, PerAxis(0)) if scheme == "8w" else (4, PerGroup(32))
     quantize_(model, IntxWeightOnlyConfig(weight_dtype=getattr(torch, f"int{bits}"), granularity=granularity),
               filter_fn=lambda m, _fqn: isinstance(m, nn.Embedding))
@@ -163,8 +168,7 @@ def quantize_model(model: Transformer, spec: QuantSpec, progress: Callable[[str]
     if spec.embedding != "none":
         quantize_embedding(model, spec.embedding)
     if spec.output != "none":
-        if model.output.weight is model.tok_embeddings.weight:
-            model.output.weight = nn.Parameter(model.tok_embeddings.weight.detach().clone(), requires_grad=False)
+        untie_output(model)
         quantize_linear(model.output, 8, 0, spec.output == "8da8w", symmetric_rtn_algo, "output")
     return model
 

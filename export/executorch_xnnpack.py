@@ -75,18 +75,19 @@ class LinearRotary(Rotary):
         return torch.nn.functional.linear(x, self.rot.to(x.dtype))
 
 
+def as_xnnpack_norm(norm: RMSNorm) -> XnnpackRMSNorm:
+    new = XnnpackRMSNorm(norm.weight.shape[0], norm.eps)
+    new.weight = norm.weight
+    return new
+
+
 def prepare_for_xnnpack(model) -> None:
     """Module swaps that keep each decoder layer in one XNNPACK partition."""
     for layer in model.layers:
         layer.attention.rotary = LinearRotary(model.args.head_dim)
-        for name in ("attention_norm", "ffn_norm"):
-            old = getattr(layer, name)
-            new = XnnpackRMSNorm(old.weight.shape[0], old.eps)
-            new.weight = old.weight
-            setattr(layer, name, new)
-    new = XnnpackRMSNorm(model.norm.weight.shape[0], model.norm.eps)
-    new.weight = model.norm.weight
-    model.norm = new
+        layer.attention_norm = as_xnnpack_norm(layer.attention_norm)
+        layer.ffn_norm = as_xnnpack_norm(layer.ffn_norm)
+    model.norm = as_xnnpack_norm(model.norm)
 
 
 def export_program(model, options: ExportOptions):
@@ -152,8 +153,6 @@ def lower(program, metadata: dict):
 
 
 def write_model(model, tokenizer, options: ExportOptions, folder: Path, say) -> dict:
-    import executorch.kernels.quantized  # noqa: F401  (quantized embedding kernels, for the check below)
-
     metadata = runner_metadata(model, tokenizer, options)
     say("torch.export")
     program = export_program(model, options)

@@ -2,7 +2,10 @@
 algorithms, computed on the eager twin (the same arithmetic the .pte runs, up to kernel rounding).
 Algorithms calibrate on WikiText-2 valid only.
 
-Usage: python bench/quant_quality.py [--windows 32] [--schemes 8da4w:32,8da4w:64,4w:32] [--algos rtn,scale-search]"""
+An algorithm written `scale-search@1.15` adds mixed precision: the most sensitive linears at 8-bit
+within 1.15x the all-int4 size (the default recipe).
+
+Usage: python bench/quant_quality.py [--windows 32] [--schemes 8da4w:32,8da4w:64,4w:32] [--algos rtn,scale-search,scale-search@1.15]"""
 from __future__ import annotations
 
 import argparse
@@ -24,12 +27,14 @@ def main():
     from edgellama.algorithms import calibration_windows
     from edgellama.default_model import default_model_path
     from edgellama.evaluate import perplexity, text_windows
-    from edgellama.quant import QuantSpec, eager_twin, quantize_model
+    from edgellama.layerwise import quantize_model
+    from edgellama.quant import QuantSpec, eager_twin
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--windows", type=int, default=32, help="test windows of 512 tokens (609 = all)")
     ap.add_argument("--schemes", default="8da4w:32,8da4w:64,4w:32,4w:64")
-    ap.add_argument("--algos", default="rtn,scale-search")
+    ap.add_argument("--algos", default="rtn,scale-search,scale-search@1.15")
+    ap.add_argument("--name", default="quant_quality-smollm2", help="results file stem in bench/results/")
     a = ap.parse_args()
     path = default_model_path()
     tok = edgellama.load_tokenizer(path)
@@ -43,21 +48,24 @@ def main():
     for item in a.schemes.split(","):
         scheme, group = item.split(":")
         rtn_delta = None
-        for algo in a.algos.split(","):
+        for name in a.algos.split(","):
             t0 = time.perf_counter()
-            spec = QuantSpec(scheme=scheme, group_size=int(group), algo=algo, embedding="8w", output="8da8w")
+            algo, _, budget = name.partition("@")
+            spec = QuantSpec(scheme=scheme, group_size=int(group), algo=algo, embedding="8w", output="8da8w",
+                             size_budget=float(budget or 1.0))
             model = eager_twin(quantize_model(copy.deepcopy(fp32), spec, calibration=calib))
             r = perplexity(model, test, reference=fp32)
             delta = r.ppl - base.ppl
-            rtn_delta = delta if algo == "rtn" else rtn_delta
+            rtn_delta = delta if name == "rtn" else rtn_delta
             ratio = delta / rtn_delta if rtn_delta else float("nan")
-            rows.append([scheme, group, algo, f"{r.ppl:.3f}", f"{delta:.3f}", f"{ratio:.2f}", f"{r.top1_agreement:.3f}",
+            rows.append([scheme, group, name, f"{r.ppl:.3f}", f"{delta:.3f}", f"{ratio:.2f}", f"{r.top1_agreement:.3f}",
                          f"{time.perf_counter() - t0:.0f}"])
-            record["runs"].append({"scheme": scheme, "group_size": int(group), "algo": algo, "ppl": r.ppl,
+            record["runs"].append({"scheme": scheme, "group_size": int(group), "algo": algo,
+                                   "size_budget": spec.size_budget, "keep_8bit": spec.keep_8bit, "ppl": r.ppl,
                                    "delta": delta, "ratio_to_rtn": ratio, "top1_agreement": r.top1_agreement})
             print(rows[-1], flush=True)
             del model
-    md = write_results("quant_quality-smollm2", record, rows,
+    md = write_results(a.name, record, rows,
                        ["scheme", "group", "algorithm", "ppl", "delta vs fp32", "delta / RTN delta",
                         "top-1 agreement with fp32", "seconds"])
     print(md.read_text())

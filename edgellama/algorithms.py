@@ -1,10 +1,11 @@
 """Choosing int4 scales better than round-to-nearest.
 
-`scale-search`: for every group of weights, try scales between amax/10 and amax/6 (RTN uses
+`clip` (no calibration) and `scale-search`: for every group of weights, try scales between amax/10 and amax/6 (RTN uses
 amax/7.5) and keep the one with the least error weighted by how strongly each input channel is
 driven (E[x^2] over calibration text), then refine it by least squares. Scales are rounded to what
 the kernels store (`quant.representable_scale`) before their error is measured, so the search
-optimises the weights that will actually run."""
+optimises the weights that will actually run. `clip` is the same search with every input channel
+weighted equally: no calibration text, but clipping then also hurts channels that matter."""
 from __future__ import annotations
 
 import torch
@@ -31,19 +32,21 @@ def calibration_windows(tokenizer, path, count: int = 8, length: int = 512) -> l
 
 
 @torch.no_grad()
-def input_power(model, windows: list[list[int]]) -> dict[str, torch.Tensor]:
-    """E[x^2] per input channel of every transformer linear, over the calibration windows."""
+def layer_input_power(layer: nn.Module, prefix: str, hidden: list[torch.Tensor], *rope) -> dict[str, torch.Tensor]:
+    """E[x^2] per input channel of every linear in one decoder layer, over the calibration hidden
+    states entering it (one [1, T, dim] tensor per window, run one at a time so the sums are the
+    same whether the model is streamed or whole)."""
     sums, counts, hooks = {}, {}, []
-    for name, module in model.named_modules():
-        if isinstance(module, nn.Linear) and name.startswith("layers."):
-            def hook(_m, args, name=name):
+    for name, module in layer.named_modules():
+        if isinstance(module, nn.Linear):
+            def hook(_m, args, name=prefix + name):
                 x = args[0].reshape(-1, args[0].shape[-1]).float()
                 sums[name] = sums.get(name, 0) + (x * x).sum(0)
                 counts[name] = counts.get(name, 0) + x.shape[0]
             hooks.append(module.register_forward_pre_hook(hook))
     try:
-        for ids in windows:
-            model(torch.tensor([ids], dtype=torch.long))
+        for h in hidden:
+            layer(h, *rope)
     finally:
         for h in hooks:
             h.remove()
@@ -76,14 +79,15 @@ def _group_scales(wg: torch.Tensor, importance: torch.Tensor, bits: int, group_s
     return representable_scale(best[..., 0], group_size)
 
 
-def scale_search(importance: dict[str, torch.Tensor]):
-    """The algorithm for `quant.quantize_model`: (weight, bits, group_size, name) -> (q, scales)."""
+def scale_search(importance: dict[str, torch.Tensor] | None):
+    """The algorithm for `layerwise.quantize_model`: (weight, bits, group_size, name) -> (q, scales).
+    `importance=None` weighs every input channel equally (`clip`)."""
     from .quant import quantize_with_scale
 
     def run(w: torch.Tensor, bits: int, group_size: int, name: str):
         out_f, in_f = w.shape
         g = group_size or in_f
-        imp = importance[name].float().reshape(1, in_f // g, g)
+        imp = (importance[name].float() if importance is not None else torch.ones(in_f)).reshape(1, in_f // g, g)
         wg = w.float().reshape(out_f, in_f // g, g)
         scale = torch.cat([_group_scales(wg[i:i + 256], imp, bits, group_size) for i in range(0, out_f, 256)])
         return quantize_with_scale(w, scale, bits), scale

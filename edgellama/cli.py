@@ -152,7 +152,8 @@ def export_cmd(out: Path = typer.Option(..., "--out", "-o", help="Artifact folde
                target: Optional[str] = typer.Option(None, "--target", help="xnnpack (onnx and qnn are planned)"),
                quant: Optional[str] = typer.Option(None, "--quant", help="8da4w | 8da8w | 4w | 8w | fp32 | fp16 | bf16"),
                group_size: Optional[int] = typer.Option(None, "--group-size", help="32 | 64 | 128 | 256 | 0 (per-channel)"),
-               quant_algo: Optional[str] = typer.Option(None, "--quant-algo"),
+               quant_algo: Optional[str] = typer.Option(None, "--quant-algo", help="rtn | clip | scale-search"),
+               size_budget: Optional[float] = typer.Option(None, "--size-budget", help="Mixed precision: keep the most sensitive linears at 8-bit within this x the all-int4 size (1.0 = off)."),
                embedding_quant: Optional[str] = typer.Option(None, "--embedding-quant", help="8w | 4w | none"),
                max_seq_len: Optional[int] = typer.Option(None, "--max-seq-len", help="Most tokens per forward call."),
                max_context_len: Optional[int] = typer.Option(None, "--max-context-len", help="KV-cache positions."),
@@ -168,7 +169,7 @@ def export_cmd(out: Path = typer.Option(..., "--out", "-o", help="Artifact folde
     from .export import ExportOptions, export, load_recipe
 
     given = {k: v for k, v in dict(target=target, quant=quant, group_size=group_size, quant_algo=quant_algo,
-                                   embedding_quant=embedding_quant, max_seq_len=max_seq_len,
+                                   size_budget=size_budget, embedding_quant=embedding_quant, max_seq_len=max_seq_len,
                                    max_context_len=max_context_len, dtype=dtype,
                                    calibration=calibration).items() if v is not None}
     # Options given on the command line override the recipe; with no recipe, a target's default recipe.
@@ -197,6 +198,65 @@ def export_cmd(out: Path = typer.Option(..., "--out", "-o", help="Artifact folde
     if out_note:
         err.print(f"XNNPACK: {out_note['delegate_calls']} delegate calls; matmuls left on portable kernels: "
                   f"{out_note['undelegated_matmuls'] or 'none'}")
+
+
+@app.command("eval-ppl")
+def eval_ppl(model: Optional[Path] = ModelOpt,
+             text: Path = typer.Option(..., "--text", help="Plain text to score, e.g. WikiText-2 test.txt."),
+             quant: str = typer.Option("fp32", "--quant", help="8da4w | 8da8w | 4w | 8w | fp32 | fp16 | bf16"),
+             group_size: int = typer.Option(32, "--group-size", help="32 | 64 | 128 | 256 | 0 (per-channel)"),
+             quant_algo: str = typer.Option("scale-search", "--quant-algo", help="rtn | clip | scale-search"),
+             size_budget: float = typer.Option(1.0, "--size-budget", help="Mixed precision budget (1.0 = off)."),
+             embedding_quant: str = typer.Option("8w", "--embedding-quant", help="8w | 4w | none"),
+             calibration: Optional[Path] = typer.Option(None, "--calibration", help="Calibration text (default: WikiText-2 valid.txt)."),
+             ctx: int = typer.Option(512, "--ctx", min=2, help="Window length; each window is scored on its second half."),
+             windows: Optional[int] = typer.Option(None, "--windows", min=1, help="Score only the first N windows."),
+             compare_fp32: bool = typer.Option(False, "--compare-fp32", help="Also report top-1 agreement with the fp32 model."),
+             as_json: bool = typer.Option(False, "--json")):
+    """Perplexity of a (quantized) model on a text file, computed as llama.cpp does."""
+    import time
+
+    from .algorithms import calibration_windows
+    from .evaluate import perplexity, text_windows
+    from .export.options import DEFAULT_CALIBRATION
+    from .formats import open_checkpoint
+    from .layerwise import quantize_checkpoint
+    from .quant import FLOAT_SCHEMES, NEEDS_CALIBRATION, QuantSpec, eager_twin
+    from .schemes import SCHEMES
+    from .tokenizer import tokenizer_for
+
+    path = resolve_model(model)
+    ckpt = open_checkpoint(path)
+    if quant not in SCHEMES:
+        raise InputError(f"--quant {quant}: unknown scheme; use one of {', '.join(SCHEMES)}")
+    if not text.is_file():
+        raise InputError(f"{text}: no such text file; pass --text FILE (plain text, e.g. WikiText-2 test.txt)")
+    if ctx > ckpt.args.max_context_len:
+        raise InputError(f"--ctx {ctx}: the model's context is {ckpt.args.max_context_len} tokens; choose a smaller --ctx")
+    tokenizer = tokenizer_for(ckpt)
+    scored = text_windows(tokenizer, text.read_text(errors="replace"), ctx, windows)
+    if not scored:
+        raise InputError(f"{text}: fewer than {ctx} tokens; pass a longer text or a smaller --ctx")
+    integer = quant not in FLOAT_SCHEMES
+    spec = QuantSpec(scheme=quant, group_size=group_size, algo=quant_algo, size_budget=size_budget if integer else 1.0,
+                     embedding=embedding_quant if integer else "none", output="8da8w" if quant in ("8da4w", "4w") else "none")
+    calib = None
+    if integer and (quant_algo in NEEDS_CALIBRATION or size_budget > 1):
+        calib = calibration_windows(tokenizer, calibration or DEFAULT_CALIBRATION)
+    t0 = time.perf_counter()
+    quantized = quantize_checkpoint(ckpt, spec, calib)
+    if integer:
+        eager_twin(quantized)
+    reference = quantize_checkpoint(ckpt, QuantSpec(scheme="fp32")) if compare_fp32 and quant != "fp32" else None
+    result = perplexity(quantized, scored, reference=reference)
+    record = {"model": str(path), "text": str(text), "ctx": ctx, "windows": len(scored), "scored_tokens": result.tokens,
+              "quantization": spec.to_dict(), "ppl": result.ppl, "top1_agreement_fp32": result.top1_agreement,
+              "seconds": round(time.perf_counter() - t0, 1)}
+    if as_json:
+        print(json.dumps(record, indent=1))
+        return
+    agree = f", top-1 agreement with fp32 {result.top1_agreement:.3f}" if result.top1_agreement is not None else ""
+    print(f"perplexity {result.ppl:.3f} over {result.tokens} tokens ({len(scored)} windows of {ctx}){agree}")
 
 
 @app.command()

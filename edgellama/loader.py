@@ -2,7 +2,9 @@
 
 The module is built on the `meta` device (no memory), then each parameter is read from the
 lazy checkpoint in the requested dtype and assigned; a tensor that is already in that dtype
-stays a view of the file mapping, so loading never holds two full copies of the weights."""
+stays a view of the file mapping, so loading never holds two full copies of the weights.
+`load_params` loads any subset, which is how `layerwise.quantize_checkpoint` streams a model
+one decoder layer at a time."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -14,27 +16,44 @@ from .formats import Checkpoint, open_checkpoint
 from .model import Transformer
 
 
-def build_model(ckpt: Checkpoint, dtype: torch.dtype = torch.float32, progress=None) -> Transformer:
+def skeleton(ckpt: Checkpoint) -> Transformer:
+    """The module with every parameter on the meta device (shapes only, no memory)."""
     with torch.device("meta"):
-        model = Transformer(ckpt.args)
-    expected = {n: p.shape for n, p in model.named_parameters(remove_duplicate=False)}
-    state = {}
-    for name, load in ckpt.tensors.items():
-        t = load(dtype)
+        return Transformer(ckpt.args).eval()
+
+
+def load_params(model: Transformer, ckpt: Checkpoint, names, dtype: torch.dtype = torch.float32, progress=None) -> None:
+    """Read `names` from the checkpoint into `model`, checking shape and finiteness."""
+    for name in names:
+        expected = model.get_parameter(name).shape
+        t = ckpt.tensors[name](dtype)
         file, source_name = ckpt.origin[name]
-        if tuple(t.shape) != tuple(expected[name]):
+        if tuple(t.shape) != tuple(expected):
             raise InputError(f"{file}: tensor {source_name} has shape {tuple(t.shape)} but the config implies "
-                             f"{tuple(expected[name])}; the weights and the config disagree — use the config that came with them")
+                             f"{tuple(expected)}; the weights and the config disagree — use the config that came with them")
         if not torch.isfinite(t.sum(dtype=torch.float64)):  # NaN/Inf propagate through a sum; one cheap pass
             raise InputError(f"{file}: tensor {source_name} holds NaN or Inf values; the checkpoint is damaged, "
                              f"re-download or re-convert it")
-        state[name] = torch.nn.Parameter(t, requires_grad=False)
+        parent, _, leaf = name.rpartition(".")
+        setattr(model.get_submodule(parent), leaf, torch.nn.Parameter(t, requires_grad=False))
+        if name == "tok_embeddings.weight" and ckpt.args.tie_embeddings:
+            model.output.weight = model.tok_embeddings.weight
         if progress:
             progress(name)
-    model.load_state_dict(state, strict=not ckpt.args.tie_embeddings, assign=True)
-    if ckpt.args.tie_embeddings:
-        model.output.weight = model.tok_embeddings.weight
-    return model.eval()
+
+
+def layer_params(model: Transformer, i: int) -> list[str]:
+    return [f"layers.{i}.{n}" for n, _ in model.layers[i].named_parameters()]
+
+
+def build_model(ckpt: Checkpoint, dtype: torch.dtype = torch.float32, progress=None,
+                layers: bool = True) -> Transformer:
+    """The whole model in `dtype`; with `layers=False` only embeddings, final norm and head are
+    loaded and the decoder layers stay on the meta device for the caller to stream."""
+    model = skeleton(ckpt)
+    names = [n for n in ckpt.tensors if layers or not n.startswith("layers.")]
+    load_params(model, ckpt, names, dtype, progress)
+    return model
 
 
 def load_model(path: str | Path, dtype: torch.dtype = torch.float32) -> Transformer:

@@ -27,7 +27,8 @@ class QuantSpec:
     algo: str = "rtn"
     embedding: str = "8w"  # "8w" | "4w" | "none"
     output: str = "8w"  # the output head, per-channel: "8w" | "8da8w" | "none"
-    keep_8bit: list[str] = field(default_factory=list)  # linears kept at 8-bit (mixed precision)
+    size_budget: float = 1.0  # > 1: keep the most sensitive linears at 8-bit within this x pure-int4 size
+    keep_8bit: list[str] = field(default_factory=list)  # linears kept at 8-bit (chosen, or given)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -98,7 +99,7 @@ def symmetric_rtn_algo(w, bits, g, _name):
     return symmetric_rtn(w, bits, g)
 
 
-ALGORITHMS = ("rtn", "scale-search")
+ALGORITHMS = ("rtn", "clip", "scale-search")
 NEEDS_CALIBRATION = {"scale-search"}
 
 
@@ -110,7 +111,7 @@ def algorithm(name: str, importance: dict | None = None) -> Algorithm:
         return symmetric_rtn_algo
     from .algorithms import scale_search
 
-    return scale_search(importance or {})
+    return scale_search(importance if name == "scale-search" else None)
 
 
 def quantize_linear(linear: nn.Linear, bits: int, group_size: int, dynamic: bool, algo: Algorithm, name: str) -> None:
@@ -134,43 +135,6 @@ def quantize_embedding(model: Transformer, scheme: str) -> None:
     bits, granularity = (8, PerAxis(0)) if scheme == "8w" else (4, PerGroup(32))
     quantize_(model, IntxWeightOnlyConfig(weight_dtype=getattr(torch, f"int{bits}"), granularity=granularity),
               filter_fn=lambda m, _fqn: isinstance(m, nn.Embedding))
-
-
-def quantize_model(model: Transformer, spec: QuantSpec, progress: Callable[[str], None] | None = None,
-                   calibration: list[list[int]] | None = None) -> Transformer:
-    """In place. Float schemes only cast; integer schemes swap every transformer linear's weight for
-    a torchao quantized tensor, then the embedding and output head as the spec says.
-    `calibration` (token windows) is needed by the algorithms in NEEDS_CALIBRATION."""
-    if spec.scheme not in SCHEMES:
-        raise InputError(f"--quant {spec.scheme}: unknown scheme; use one of {', '.join(SCHEMES)}")
-    if spec.scheme in FLOAT_SCHEMES:
-        return model.to(FLOAT_SCHEMES[spec.scheme])
-    bits, dynamic = SCHEMES[spec.scheme]
-    shapes = linear_shapes(model.args)
-    check_group_size([s for s in shapes if s[0] not in spec.keep_8bit], spec.group_size)
-    importance = None
-    if spec.algo in NEEDS_CALIBRATION:
-        if not calibration:
-            raise InputError(f"--quant-algo {spec.algo}: needs calibration text; pass --calibration FILE")
-        from .algorithms import input_power
-
-        importance = input_power(model, calibration)
-    algo = algorithm(spec.algo, importance)
-    keep = set(spec.keep_8bit)
-    for name, _, _ in shapes:
-        linear = model.get_submodule(name)
-        if name in keep:
-            quantize_linear(linear, 8, 0, dynamic, symmetric_rtn_algo, name)
-        else:
-            quantize_linear(linear, bits, spec.group_size, dynamic, algo, name)
-        if progress:
-            progress(name)
-    if spec.embedding != "none":
-        quantize_embedding(model, spec.embedding)
-    if spec.output != "none":
-        untie_output(model)
-        quantize_linear(model.output, 8, 0, spec.output == "8da8w", symmetric_rtn_algo, "output")
-    return model
 
 
 class TwinLinear(nn.Module):

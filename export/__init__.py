@@ -40,12 +40,11 @@ def checkpoint_fingerprint(files: list[Path]) -> dict:
 def export(model_path: Path, options: ExportOptions, out: Path, force: bool = False,
            progress: Progress | None = None) -> dict:
     """Export `model_path` with `options` into the folder `out`; returns the manifest."""
-    import torch
 
-    from edgellama.formats import open_checkpoint
-    from edgellama.loader import build_model
     from edgellama.algorithms import calibration_windows
-    from edgellama.quant import NEEDS_CALIBRATION, QuantSpec, algorithm, check_group_size, quantize_model
+    from edgellama.formats import open_checkpoint
+    from edgellama.layerwise import quantize_checkpoint
+    from edgellama.quant import FLOAT_SCHEMES, NEEDS_CALIBRATION, QuantSpec, algorithm, check_group_size
     from edgellama.schemes import estimate_bytes, linear_shapes
     from edgellama.tokenizer import tokenizer_for
 
@@ -59,7 +58,8 @@ def export(model_path: Path, options: ExportOptions, out: Path, force: bool = Fa
     algorithm(options.quant_algo)
     tokenizer = tokenizer_for(ckpt)
     calibration, calibration_info = None, None
-    if options.quant_algo in NEEDS_CALIBRATION and options.quant not in ("fp32", "fp16", "bf16"):
+    integer = options.quant not in FLOAT_SCHEMES
+    if integer and (options.quant_algo in NEEDS_CALIBRATION or options.size_budget > 1):
         from .artifact import sha256
 
         calibration_file = Path(options.calibration or DEFAULT_CALIBRATION)
@@ -72,13 +72,12 @@ def export(model_path: Path, options: ExportOptions, out: Path, force: bool = Fa
     check_destination(out, force, needed)
 
     with staging(out, force) as folder:
-        say("loading checkpoint")
-        model = build_model(ckpt, torch.float32)
-        say(f"quantizing to {options.quant}")
         spec = QuantSpec(scheme=options.quant, group_size=options.group_size, algo=options.quant_algo,
-                         embedding=options.embedding_quant if options.quant not in ("fp32", "fp16", "bf16") else "none",
-                         output=target.OUTPUT_QUANT if options.quant in ("8da4w", "4w") else "none")
-        quantize_model(model, spec, calibration=calibration)
+                         embedding=options.embedding_quant if integer else "none",
+                         output=target.OUTPUT_QUANT if options.quant in ("8da4w", "4w") else "none",
+                         size_budget=options.size_budget if integer else 1.0)
+        say(f"loading and quantizing to {options.quant}, layer by layer")
+        model = quantize_checkpoint(ckpt, spec, calibration, progress=say)
         metadata = target.write_model(model, tokenizer, options, folder, say)
         tokenizer_file = tokenizer.save(folder)
         say("writing manifest")

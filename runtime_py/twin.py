@@ -1,6 +1,8 @@
 """The eager twin of an artifact: its source checkpoint quantized exactly as the export did (same
 spec, same calibration windows), with weights dequantized once. It is the reference that says
-whether an export is faithful, as opposed to how much quantization costs (the fp32 model)."""
+whether an export is faithful, as opposed to how much quantization costs (the fp32 model).
+For ExecuTorch artifacts the dynamically quantized linears compute as XNNPACK does, bit for bit
+(`xnnpack_twin`)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -11,9 +13,10 @@ from edgellama.errors import InputError
 def twin_for(manifest: dict):
     import edgellama
     from edgellama.algorithms import calibration_windows
-    from edgellama.quant import QuantSpec, eager_twin, quantize_model
+    from edgellama.formats import open_checkpoint
+    from edgellama.layerwise import quantize_checkpoint
+    from edgellama.quant import QuantSpec, eager_twin
 
-    model = edgellama.load_model(manifest["source"]["path"])
     calibration = None
     info = manifest.get("calibration")
     if info:
@@ -25,4 +28,10 @@ def twin_for(manifest: dict):
                              f"the eager twin cannot be rebuilt exactly")
         calibration = calibration_windows(edgellama.load_tokenizer(manifest["source"]["path"]), path,
                                           info["windows"], info["tokens_per_window"])
-    return eager_twin(quantize_model(model, QuantSpec(**manifest["quantization"]), calibration=calibration))
+    spec = QuantSpec(**manifest["quantization"])  # keep_8bit as recorded: no sensitivity pass again
+    model = quantize_checkpoint(open_checkpoint(manifest["source"]["path"]), spec, calibration)
+    if manifest["runtime"].get("runtime") == "executorch":
+        from .xnnpack_twin import xnnpack_twin
+
+        return xnnpack_twin(model)
+    return eager_twin(model)

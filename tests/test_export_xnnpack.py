@@ -48,10 +48,14 @@ def eager_greedy(artifact: Path, prompt_ids: list[int], steps: int, eos_ids=()) 
     return generate(session, prompt_ids, steps, eos_ids=list(eos_ids)).tokens
 
 
-def sentencepiece_piece(tok, token: int) -> str:
-    """What the runner's sentencepiece decoder prints for one token: the piece with '▁' as a space
-    (byte-fallback pieces stay as their <0xNN> text)."""
-    return tok.id_to_piece(token).replace("\u2581", " ")
+def sentencepiece_pieces(tok, token: int) -> set[str]:
+    """What the runner's sentencepiece decoder may print for one token: the piece with '▁' as a
+    space; a byte-fallback piece <0xNN> as that byte when it is ASCII (seen: <0x0A> -> newline),
+    else as its <0xNN> text."""
+    piece = tok.id_to_piece(token).replace("\u2581", " ")
+    if tok.sp.is_byte(token) and int(piece[3:5], 16) < 0x80:
+        return {piece, chr(int(piece[3:5], 16))}
+    return {piece}
 
 
 def assert_same_tokens(tok, pieces: list[str], expected: list[int], after: int):
@@ -63,8 +67,8 @@ def assert_same_tokens(tok, pieces: list[str], expected: list[int], after: int):
     prev = after
     for i, (piece, token) in enumerate(zip(pieces, expected)):
         if not tok.sp.is_control(token) and not tok.sp.is_unknown(token):
-            want = sentencepiece_piece(tok, token)
-            assert piece == (want.lstrip(" ") if prev == tok.bos_id else want), (i, token, piece, want)
+            wanted = {w.lstrip(" ") if prev == tok.bos_id else w for w in sentencepiece_pieces(tok, token)}
+            assert piece in wanted, (i, token, piece, wanted)
         prev = token
 
 
@@ -89,10 +93,12 @@ def test_textllmrunner_generates_the_pte_greedy_tokens(tiny_pte, prompt):
 
 def test_pte_logits_match_eager_twin(tiny_pte):
     """The .pte against the eager model quantized with the same spec, teacher-forced over a prompt
-    longer than get_max_seq_len (so chunked as the runner does). Most positions agree to float
-    rounding; a few isolated tokens differ by up to ~0.3 (measured: 4 of 150 rows, the same rows
-    prefilled or decoded one by one), where XNNPACK's dynamic int8 activation quantization rounds
-    differently from torchao's. Not yet explained; see issue 5."""
+    longer than get_max_seq_len (so chunked as the runner does), then decode steps. The twin's
+    dynamically quantized linears compute as XNNPACK's kernels do, bit for bit on x86
+    (runtime/xnnpack_twin.py), but the float ops between them (RMSNorm, SiLU, SDPA) round
+    differently in the last bit, and a 1e-7 difference that moves one int8 activation code shows
+    up as ~0.1 on the logits from there on (measured: 17 of 100 rows differ by more than 1e-4,
+    up to 0.14; the first 13 rows agree to 2e-6)."""
     import numpy as np
 
     from edgellama.runtime.open import open_artifact
@@ -100,18 +106,15 @@ def test_pte_logits_match_eager_twin(tiny_pte):
     from edgellama.runtime.twin import twin_for
 
     session, manifest = open_artifact(tiny_pte)
-    model = twin_for(manifest)
-    eager = EagerSession(model, None, 160)
+    eager = EagerSession(twin_for(manifest), None, 160)
     ids = session.tokenizer.encode("The tower is 324 metres tall , about the same height as an 81 @-@ storey "
                                    "building , and the tallest structure in Paris . Its base is square , measuring "
                                    "125 metres on each side .")[:100]
     a, b = session.prefill(ids), eager.prefill(ids)
     assert len(ids) > 64 and a.shape == b.shape
     per_row = np.abs(a - b).max(-1)
-    assert np.median(per_row) < 1e-5
+    assert per_row[:8].max() < 1e-5 and np.median(per_row) < 1e-5
     assert (a.argmax(-1) == b.argmax(-1)).mean() >= 0.95
-    # decode steps attend over caches that hold the differing rows' K/V, so they inherit a small
-    # difference (measured 0.06-0.17 on logits of magnitude ~10)
     steps = np.array([np.abs(session.decode(t) - eager.decode(t)).max() for t in (5, 17, 300, 42, 99)])
     assert steps.max() < 0.5
 

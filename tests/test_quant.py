@@ -10,8 +10,8 @@ import torch
 import edgellama
 from checkpoints import write_meta
 from edgellama.schemes import SCHEMES
-from edgellama.quant import (QuantSpec, dequantize, eager_twin, fake_quant_per_token_int8, quantize_model,
-                             symmetric_rtn)
+from edgellama.layerwise import quantize_model
+from edgellama.quant import QuantSpec, dequantize, eager_twin, fake_quant_per_token_int8, symmetric_rtn
 
 
 @pytest.fixture(scope="module")
@@ -90,3 +90,69 @@ def test_scale_search_needs_calibration(tiny):
 
     with pytest.raises(InputError, match="calibration"):
         quantize_model(copy.deepcopy(tiny), QuantSpec(scheme="8da4w", group_size=32, algo="scale-search"))
+
+
+@pytest.fixture(scope="module")
+def tiny_meta2(tmp_path_factory, tiny_hf):
+    return write_meta(tmp_path_factory.mktemp("q2"), tiny_hf.state_dict(), 2)
+
+
+def calibration_ids(count=2, length=64):
+    g = torch.Generator().manual_seed(7)
+    return torch.randint(3, 384, (count, length), generator=g).tolist()
+
+
+def quantized_state(model):
+    out = {}
+    for name, p in model.named_parameters():
+        out[name] = (p.qdata, p.scale) if hasattr(p, "qdata") else (p.data,)
+    return out
+
+
+@pytest.mark.parametrize("algo,budget", [("scale-search", 1.0), ("scale-search", 1.3), ("rtn", 1.3)])
+def test_streaming_from_the_checkpoint_equals_quantizing_the_whole_model(tiny_meta2, algo, budget):
+    from edgellama.formats import open_checkpoint
+    from edgellama.layerwise import quantize_checkpoint
+
+    spec = lambda: QuantSpec(scheme="8da4w", group_size=32, algo=algo, size_budget=budget)  # noqa: E731
+    streamed_spec, whole_spec = spec(), spec()
+    streamed = quantize_checkpoint(open_checkpoint(tiny_meta2), streamed_spec, calibration_ids())
+    whole = quantize_model(edgellama.load_model(tiny_meta2), whole_spec, calibration=calibration_ids())
+    assert streamed_spec.keep_8bit == whole_spec.keep_8bit
+    assert bool(streamed_spec.keep_8bit) == (budget > 1)
+    a, b = quantized_state(streamed), quantized_state(whole)
+    assert a.keys() == b.keys()
+    for name in a:
+        assert all(torch.equal(x, y) for x, y in zip(a[name], b[name])), name
+
+
+def test_mixed_precision_keeps_the_most_sensitive_linears_at_8bit_within_budget(tiny):
+    from edgellama.schemes import linear_shapes, weight_bytes
+
+    tokens = torch.tensor(calibration_ids(1, 48))
+    with torch.no_grad():
+        reference = torch.log_softmax(tiny(tokens), -1)
+    kl = {}
+    for budget in (1.0, 1.25):
+        spec = QuantSpec(scheme="8da4w", group_size=32, algo="rtn", size_budget=budget, embedding="none", output="none")
+        model = eager_twin(quantize_model(copy.deepcopy(tiny), spec, calibration=calibration_ids()))
+        with torch.no_grad():
+            out = torch.log_softmax(model(tokens), -1)
+        kl[budget] = (reference.exp() * (reference - out)).sum(-1).mean().item()
+        shapes = linear_shapes(tiny.args)
+        size = sum(weight_bytes(o, k, 8, 0) if n in spec.keep_8bit else weight_bytes(o, k, 4, 32) for n, o, k in shapes)
+        assert size <= budget * sum(weight_bytes(o, k, 4, 32) for _, o, k in shapes)
+        for name in spec.keep_8bit:
+            assert model.get_submodule(name).weight.shape == tiny.get_submodule(name).weight.shape
+    assert spec.keep_8bit, "a 1.25 budget promotes some linears"
+    assert kl[1.25] < 0.8 * kl[1.0]
+
+
+def test_clip_needs_no_calibration_and_beats_rtn_on_plain_error():
+    from edgellama.quant import algorithm
+
+    torch.manual_seed(1)
+    w = torch.randn(64, 128) * 0.02
+    w[::7, ::5] *= 10  # sparse outliers make amax/7.5 scales too coarse
+    err = lambda qs: ((dequantize(*qs) - w) ** 2).sum()  # noqa: E731
+    assert err(algorithm("clip")(w, 4, 32, "x")) < 0.9 * err(algorithm("rtn")(w, 4, 32, "x"))

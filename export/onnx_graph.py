@@ -30,7 +30,6 @@ class GraphBuilder:
     def __init__(self, accuracy_level: int):
         self.tape = ir.tape.Tape()
         self.accuracy_level = accuracy_level
-        self.count = 0
 
     def init(self, name: str, array: np.ndarray) -> ir.Value:
         return self.tape.initializer(ir.tensor(np.ascontiguousarray(array), name=name))
@@ -59,7 +58,7 @@ def linear_weight(module, name: str):
     return w.detach().float().numpy()
 
 
-def fused(weights: list, name: str):
+def fused(weights: list):
     """One weight for several linears that read the same input, when they can share one op."""
     if all(isinstance(w, BlockQuantized) for w in weights) and len({(w.bits, w.block) for w in weights}) == 1:
         return concat_rows(weights)
@@ -121,12 +120,13 @@ def build_decoder(model, max_context_len: int, accuracy_level: int) -> ir.Model:
         p = f"layers.{i}"
         x, residual = rms_norm(g, h, residual, layer.attention_norm, f"{p}.attention_norm")
         att = layer.attention
-        qkv_w = fused([linear_weight(m, f"{p}.attention.{n}") for n, m in (("wq", att.wq), ("wk", att.wk), ("wv", att.wv))], f"{p}.qkv")
-        if qkv_w is not None:
+        names = [f"{p}.attention.{n}" for n in ("wq", "wk", "wv")]
+        qkv_ws = [linear_weight(m, n) for m, n in zip((att.wq, att.wk, att.wv), names)]
+        qkv_w = fused(qkv_ws)
+        if qkv_w is not None:  # GQA takes q|k|v packed in one tensor
             qkv, k_in, v_in = g.linear(x, qkv_w, f"{p}.attention.wqkv"), None, None
         else:
-            qkv, k_in, v_in = (g.linear(x, linear_weight(m, f"{p}.attention.{n}"), f"{p}.attention.{n}")
-                               for n, m in (("wq", att.wq), ("wk", att.wk), ("wv", att.wv)))
+            qkv, k_in, v_in = (g.linear(x, w, n) for w, n in zip(qkv_ws, names))
         past_k = ir.val(f"past_key_values.{i}.key", FLOAT, ir.Shape([batch, n_kv, past, hd]))
         past_v = ir.val(f"past_key_values.{i}.value", FLOAT, ir.Shape([batch, n_kv, past, hd]))
         inputs += [past_k, past_v]
@@ -141,13 +141,13 @@ def build_decoder(model, max_context_len: int, accuracy_level: int) -> ir.Model:
         h = g.linear(attn, linear_weight(att.wo, f"{p}.attention.wo"), f"{p}.attention.wo")
         x, residual = rms_norm(g, h, residual, layer.ffn_norm, f"{p}.ffn_norm")
         ff = layer.feed_forward
-        gate_up_w = fused([linear_weight(ff.w1, f"{p}.feed_forward.w1"), linear_weight(ff.w3, f"{p}.feed_forward.w3")], f"{p}.w13")
+        w1, w3 = linear_weight(ff.w1, f"{p}.feed_forward.w1"), linear_weight(ff.w3, f"{p}.feed_forward.w3")
+        gate_up_w = fused([w1, w3])
         if gate_up_w is not None:
             gate, up = g.op("Split", [g.linear(x, gate_up_w, f"{p}.feed_forward.w13")], f"{p}.feed_forward.split",
                             outputs=2, axis=-1, num_outputs=2)
         else:
-            gate = g.linear(x, linear_weight(ff.w1, f"{p}.feed_forward.w1"), f"{p}.feed_forward.w1")
-            up = g.linear(x, linear_weight(ff.w3, f"{p}.feed_forward.w3"), f"{p}.feed_forward.w3")
+            gate, up = g.linear(x, w1, f"{p}.feed_forward.w1"), g.linear(x, w3, f"{p}.feed_forward.w3")
         silu = g.op("Mul", [gate, g.op("Sigmoid", [gate], f"{p}.feed_forward.sigmoid")], f"{p}.feed_forward.silu")
         h = g.linear(g.op("Mul", [silu, up], f"{p}.feed_forward.mul"), linear_weight(ff.w2, f"{p}.feed_forward.w2"),
                      f"{p}.feed_forward.w2")

@@ -23,8 +23,8 @@ def tiny_meta(tmp_path_factory, tiny_hf, sp_model):
     return write_meta(tmp_path_factory.mktemp("ckpt") / "meta", tiny_hf.state_dict(), 2, tokenizer=sp_model)
 
 
-def export_onnx(ckpt, out, *args):
-    return run_cli("export", "--model", ckpt, "--recipe", "onnx-4w", "--max-seq-len", "32",
+def export_onnx(ckpt, out, *args, recipe="onnx-4w"):
+    return run_cli("export", "--model", ckpt, "--recipe", recipe, "--max-seq-len", "32",
                    "--max-context-len", "160", "--out", out, *args)
 
 
@@ -226,13 +226,13 @@ def test_onnx_session_is_torch_free(tiny_onnx):
 
 
 def test_accuracy_level_4_runs_and_drifts(tmp_path, tiny_meta, opened, twin):
-    """accuracy_level 4 quantizes MatMulNBits activations to int8 per block (symmetric), which no
+    """Recipe onnx-4w-a8: accuracy_level 4 quantizes MatMulNBits activations to int8 per block (symmetric), which no
     edgellama scheme models, so it is not equal to the twin. Measured on this model: top-1 agreement
     with the twin teacher-forced over 100 tokens 0.89-0.95, max |logit diff| ~1."""
     from edgellama.runtime.open import open_artifact
 
     out = tmp_path / "acc4"
-    code, _, err = export_onnx(tiny_meta, out, "--accuracy-level", "4")
+    code, _, err = export_onnx(tiny_meta, out, recipe="onnx-4w-a8")
     assert code == 0, err
     session, manifest = open_artifact(out)
     assert manifest["runtime"]["accuracy_level"] == 4

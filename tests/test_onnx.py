@@ -291,3 +291,36 @@ def test_other_schemes_match_eager_twin(tmp_path, tiny_meta, args):
     ids = session.tokenizer.encode("The tower is 324 metres tall , about the same height as an 81 @-@ storey")
     assert np.abs(session.prefill(ids) - twin.prefill(ids)).max() < 1e-3
     assert greedy(session, ids, []) == greedy(twin, ids, [])
+
+
+def test_group_size_128_on_a_wider_model(tmp_path):
+    """The tiny checkpoint's widths (96, 352) take no groups of 128; a random 256/512-wide model
+    quantized with groups of 128 gives MatMulNBits block_size 128 and the twin's logits and tokens."""
+    import onnx_ir as ir
+    import torch
+
+    from edgellama.export.onnx_graph import build_decoder
+    from edgellama.model import ModelArgs, Transformer
+    from edgellama.quant import QuantSpec, eager_twin, quantize_model
+    from edgellama.runtime.onnx_session import OnnxSession
+    from edgellama.runtime.session import EagerSession
+
+    torch.manual_seed(0)
+    args = ModelArgs(dim=256, n_layers=2, n_heads=8, n_kv_heads=2, vocab_size=384, hidden_dim=512, max_context_len=64)
+    model = Transformer(args)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            p.copy_(torch.randn_like(p) * (0.1 if "norm" not in name else 0.3) + (1.0 if "norm" in name else 0.0))
+    quantize_model(model, QuantSpec(scheme="4w", group_size=128, embedding="8w", output="8w"))
+    graph = build_decoder(model, 64, accuracy_level=1)
+    blocks = {n.name: n.attributes["block_size"].value for n in graph.graph if n.op_type == "MatMulNBits"}
+    assert blocks.pop("output") == 256  # the per-channel head: its row scale repeated per block of 256
+    assert set(blocks.values()) == {128}
+    ir.save(graph, tmp_path / "model.onnx", external_data="model.onnx.data")
+    runtime = {"model_file": "model.onnx", "max_seq_len": 16, "max_context_len": 64, "vocab_size": 384,
+               "n_layers": 2, "n_kv_heads": 2, "head_dim": 32, "bos_id": None, "eos_ids": []}
+    session = OnnxSession(tmp_path, {"runtime": runtime})
+    twin = EagerSession(eager_twin(model), None, 64)
+    ids = list(range(3, 43))
+    assert np.abs(session.prefill(ids) - twin.prefill(ids)).max() < 1e-3
+    assert greedy(session, ids[:5], [], steps=20) == greedy(twin, ids[:5], [], steps=20)

@@ -149,7 +149,7 @@ def generate(prompt: str = typer.Option(..., "--prompt", "-p"),
 def export_cmd(out: Path = typer.Option(..., "--out", "-o", help="Artifact folder to create."),
                model: Optional[Path] = ModelOpt,
                recipe: Optional[str] = typer.Option(None, "--recipe", help="A TOML recipe file, or a name from export/recipes/."),
-               target: Optional[str] = typer.Option(None, "--target", help="xnnpack (onnx and qnn are planned)"),
+               target: Optional[str] = typer.Option(None, "--target", help="xnnpack (ExecuTorch .pte) | onnx (ONNX Runtime CPU)"),
                quant: Optional[str] = typer.Option(None, "--quant", help="8da4w | 8da8w | 4w | 8w | fp32 | fp16 | bf16"),
                group_size: Optional[int] = typer.Option(None, "--group-size", help="32 | 64 | 128 | 256 | 0 (per-channel)"),
                quant_algo: Optional[str] = typer.Option(None, "--quant-algo", help="rtn | clip | scale-search"),
@@ -158,6 +158,7 @@ def export_cmd(out: Path = typer.Option(..., "--out", "-o", help="Artifact folde
                max_seq_len: Optional[int] = typer.Option(None, "--max-seq-len", help="Most tokens per forward call."),
                max_context_len: Optional[int] = typer.Option(None, "--max-context-len", help="KV-cache positions."),
                dtype: Optional[str] = typer.Option(None, "--dtype"),
+               accuracy_level: Optional[int] = typer.Option(None, "--accuracy-level", help="onnx: MatMulNBits accuracy_level, 1 = fp32 (default), 4 = int8 activations."),
                calibration: Optional[str] = typer.Option(None, "--calibration", help="Text for calibrating algorithms (default: WikiText-2 valid.txt)."),
                force: bool = typer.Option(False, "--force", help="Replace --out if it exists."),
                as_json: bool = typer.Option(False, "--json", help="Print the manifest as JSON.")):
@@ -171,9 +172,9 @@ def export_cmd(out: Path = typer.Option(..., "--out", "-o", help="Artifact folde
     given = {k: v for k, v in dict(target=target, quant=quant, group_size=group_size, quant_algo=quant_algo,
                                    size_budget=size_budget, embedding_quant=embedding_quant, max_seq_len=max_seq_len,
                                    max_context_len=max_context_len, dtype=dtype,
-                                   calibration=calibration).items() if v is not None}
+                                   accuracy_level=accuracy_level, calibration=calibration).items() if v is not None}
     # Options given on the command line override the recipe; with no recipe, a target's default recipe.
-    default = {"xnnpack": "xnnpack-8da4w"}.get(given.get("target", "xnnpack"))
+    default = {"xnnpack": "xnnpack-8da4w", "onnx": "onnx-4w"}.get(given.get("target", "xnnpack"))
     base = load_recipe(recipe or default) if (recipe or default) else {}
     options = ExportOptions(**{**base, **given})
     path = resolve_model(model)
@@ -195,6 +196,8 @@ def export_cmd(out: Path = typer.Option(..., "--out", "-o", help="Artifact folde
     sizes = ", ".join(f"{n} {f['bytes'] / 2**20:.1f} MiB" for n, f in manifest["files"].items())
     out_note = manifest["runtime"].get("delegation", {})
     err.print(f"[green]exported[/] {out} in {time.perf_counter() - t0:.0f} s: {sizes}")
+    if "ops" in manifest["runtime"]:
+        err.print("ONNX ops: " + ", ".join(f"{k} {v}" for k, v in manifest["runtime"]["ops"].items()))
     if out_note:
         err.print(f"XNNPACK: {out_note['delegate_calls']} delegate calls; matmuls left on portable kernels: "
                   f"{out_note['undelegated_matmuls'] or 'none'}")

@@ -15,7 +15,7 @@ from typing import Callable
 
 from .options import DEFAULT_CALIBRATION, TARGETS, ExportOptions, load_recipe
 
-TARGET_MODULES = {"xnnpack": "edgellama.export.executorch_xnnpack"}
+TARGET_MODULES = {"xnnpack": "edgellama.export.executorch_xnnpack", "onnx": "edgellama.export.onnx_cpu"}
 PACKAGES = ("edgellama", "torch", "executorch", "torchao", "onnx", "onnxruntime", "onnxruntime-genai")
 
 Progress = Callable[[str], None]

@@ -8,7 +8,7 @@ from pathlib import Path
 from edgellama.errors import InputError
 from edgellama.schemes import GROUP_SIZES, SCHEMES
 
-TARGETS = ("xnnpack",)  # onnx and qnn are planned (issues), not built yet
+TARGETS = ("xnnpack", "onnx")  # qnn is planned (issue), not built yet
 RECIPES = Path(__file__).parent / "recipes"
 # The repository keeps its data beside the checkout: ../shared/data/wikitext-2/ (tune on valid, report on test).
 DEFAULT_CALIBRATION = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "wikitext-2" / "valid.txt"
@@ -25,6 +25,7 @@ class ExportOptions:
     max_seq_len: int = 512
     max_context_len: int | None = None  # defaults to max_seq_len
     dtype: str = "fp32"
+    accuracy_level: int | None = None  # onnx only: MatMulNBits accuracy_level; defaults to 1 (fp32)
     calibration: str | None = None  # text file for algorithms that calibrate; default WikiText-2 valid.txt
     recipe: str | None = None
 
@@ -47,6 +48,11 @@ class ExportOptions:
         if not 2 <= self.max_seq_len <= model_context:
             raise InputError(f"--max-seq-len {self.max_seq_len}: the model's context is {model_context} tokens; "
                              f"choose 2..{model_context}")
+        if self.accuracy_level is not None and self.target != "onnx":
+            raise InputError(f"--accuracy-level {self.accuracy_level}: applies to --target onnx only; drop it for "
+                             f"--target {self.target}")
+        if self.target == "onnx" and self.accuracy_level is None:
+            self.accuracy_level = 1
         if self.max_context_len is None:
             self.max_context_len = self.max_seq_len
         if not self.max_seq_len <= self.max_context_len <= model_context:

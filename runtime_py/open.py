@@ -35,4 +35,8 @@ def open_artifact(folder: str | Path):
         from .executorch_session import ExecuTorchSession
 
         return ExecuTorchSession(folder, manifest, tokenizer), manifest
+    if runtime == "onnxruntime":
+        from .onnx_session import OnnxSession
+
+        return OnnxSession(folder, manifest, tokenizer), manifest
     raise InputError(f"{folder / 'manifest.json'}: runtime {runtime!r} is not supported by this edgellama version")

@@ -25,7 +25,6 @@ def leftovers(folder):
 
 def test_unknown_target(ckpt, tmp_path):
     assert_input_error(export(ckpt, tmp_path / "o", "--target", "coreml"), "--target coreml", "xnnpack")
-    assert_input_error(export(ckpt, tmp_path / "o", "--target", "onnx"), "--target onnx", "xnnpack")
     assert leftovers(tmp_path) == []
 
 
@@ -50,6 +49,23 @@ def test_max_seq_len_beyond_context(ckpt, tmp_path):
 
 def test_weight_only_scheme_refused_on_xnnpack(ckpt, tmp_path):
     assert_input_error(export(ckpt, tmp_path / "o", "--quant", "4w"), "--quant 4w", "8da4w")
+
+
+@pytest.mark.parametrize("args,option,fix", [
+    (("--quant", "8da4w"), "--quant 8da4w", "use --quant 4w"),
+    (("--quant", "8da8w"), "--quant 8da8w", "use --quant 8w"),
+    (("--quant", "bf16"), "--quant bf16", "use --quant fp32"),
+    (("--accuracy-level", "7"), "--accuracy-level 7", "4 (int8)"),
+    (("--dtype", "bf16"), "--dtype bf16", "--dtype fp32"),
+])
+def test_onnx_refuses_what_it_cannot_represent(ckpt, tmp_path, args, option, fix):
+    assert_input_error(export(ckpt, tmp_path / "o", "--target", "onnx", *args), option, fix)
+    assert leftovers(tmp_path) == []
+
+
+def test_accuracy_level_is_onnx_only(ckpt, tmp_path):
+    assert_input_error(export(ckpt, tmp_path / "o", "--accuracy-level", "4"), "--accuracy-level 4", "--target onnx")
+    assert leftovers(tmp_path) == []
 
 
 def test_existing_output_folder_needs_force(ckpt, tmp_path):

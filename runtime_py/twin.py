@@ -8,21 +8,23 @@ from pathlib import Path
 from edgellama.errors import InputError
 
 
-def twin_for(manifest: dict):
+def twin_for(manifest: dict, path: str | Path | None = None):
+    """`path`: where the source checkpoint is now (default: the path the manifest records)."""
     import edgellama
     from edgellama.algorithms import calibration_windows
     from edgellama.quant import QuantSpec, eager_twin, quantize_model
 
-    model = edgellama.load_model(manifest["source"]["path"])
+    source = path or manifest["source"]["path"]
+    model = edgellama.load_model(source)
     calibration = None
     info = manifest.get("calibration")
     if info:
         from edgellama.export.artifact import sha256
 
-        path = Path(info["file"])
-        if not path.exists() or sha256(path) != info["sha256"]:
-            raise InputError(f"{path}: the calibration text this artifact was made with is missing or changed; "
+        text = Path(info["file"])
+        if not text.exists() or sha256(text) != info["sha256"]:
+            raise InputError(f"{text}: the calibration text this artifact was made with is missing or changed; "
                              f"the eager twin cannot be rebuilt exactly")
-        calibration = calibration_windows(edgellama.load_tokenizer(manifest["source"]["path"]), path,
+        calibration = calibration_windows(edgellama.load_tokenizer(source), text,
                                           info["windows"], info["tokens_per_window"])
     return eager_twin(quantize_model(model, QuantSpec(**manifest["quantization"]), calibration=calibration))

@@ -237,13 +237,15 @@ def parity(artifact: Path = typer.Argument(..., help="An artifact folder from `e
     Exit 0 = PASS, 1 = FAIL (each failing metric printed with its value and threshold), 2 = bad input."""
     import time
 
+    from rich.markup import escape
+
     from .runtime.open import open_artifact, read_artifact_manifest
     from .runtime.parity import DEFAULT_TEXT, encode_prompts, load_prompts, run_parity, text_windows
     from .runtime.thresholds import default_thresholds_file, limits_for, load_thresholds
 
     def say(msg):
         if not as_json:
-            err.print(f"[dim]{msg}[/]")
+            err.print(f"[dim]{escape(msg)}[/]", soft_wrap=True, highlight=False)
 
     started = time.perf_counter()
     # Every input is checked, and the artifact's hashes verified, before any model is loaded.
@@ -285,10 +287,10 @@ def parity(artifact: Path = typer.Argument(..., help="An artifact folder from `e
 
         out.print(terminal_table(result))
         if report:
-            out.print(f"report: {report}/parity.md")
+            out.print(f"report: {escape(str(report))}/parity.md", highlight=False)
         out.print(f"[bold {'green' if result['verdict'] == 'PASS' else 'red'}]{result['verdict']}[/]")
     for line in result["failures"]:
-        err.print(f"[red]{line}[/]", highlight=False, soft_wrap=True)
+        err.print(f"[red]{escape(line)}[/]", highlight=False, soft_wrap=True)
     if result["failures"]:
         raise typer.Exit(1)
 
@@ -299,7 +301,9 @@ def main() -> None:
     except InputError as e:
         if _debug["on"]:
             raise
-        err.print(f"[red]error:[/] {e}", highlight=False, soft_wrap=True)
+        from rich.markup import escape
+
+        err.print(f"[red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
         sys.exit(2)
 
 

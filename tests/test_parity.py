@@ -179,7 +179,7 @@ def test_kv_cache_not_updated_is_caught(tiny_meta, tmp_path, monkeypatch):
     with monkeypatch.context() as m:
         m.setattr(kv_cache.ExecuTorchCacheCore, "forward", forward_without_persisting)
         artifact = export_tiny(tiny_meta, tmp_path / "no-cache", "xnnpack-fp32")
-    code, out, err, = parity(artifact, "--json")
+    code, out, err = parity(artifact, "--json")
     assert code == 1, out + err
     twin = json.loads(out)["references"]["twin"]
     # the prompt prefill (one chunk, the cache unused) still matches the twin at the first positions
@@ -343,18 +343,16 @@ def test_run_streams_text_while_generating(fp32_pte, monkeypatch):
         def flush(self):
             pass
 
-    stamped = StampedStdout()
-    real_run_cli_stdout = sys.stdout
     from edgellama import cli
 
+    stamped = StampedStdout()
     monkeypatch.setattr(sys, "argv", ["edgellama", "run", str(fp32_pte), "--prompt", "The tower is", "-n", "24"])
-    monkeypatch.setattr(sys, "stdout", stamped)
-    try:
-        cli.main()
-    except SystemExit as e:
-        assert not e.code
-    finally:
-        sys.stdout = real_run_cli_stdout
+    with monkeypatch.context() as m:
+        m.setattr(sys, "stdout", stamped)
+        try:
+            cli.main()
+        except SystemExit as e:
+            assert not e.code
     stamps = [n for n, _ in stamped.writes]
     assert steps["n"] == 23  # 24 tokens: the first comes from the prefill
     assert len(set(stamps)) >= 10, stamped.writes  # text arrived at many different points of the decoding

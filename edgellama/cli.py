@@ -285,13 +285,88 @@ def run(artifact: Path = typer.Argument(..., help="An artifact folder from `edge
                         as_json, {"artifact": str(artifact)})
 
 
+@app.command()
+def parity(artifact: Path = typer.Argument(..., help="An artifact folder from `edgellama export`."),
+           reference: Optional[Path] = typer.Option(None, "--reference", help="The fp32 checkpoint to compare with (default: the source path in the manifest)."),
+           prompts: Optional[Path] = typer.Option(None, "--prompts", help="Prompt set: .jsonl of {\"prompt\", \"chat\"} or .txt, one per line (default: the shipped set)."),
+           text: Optional[Path] = typer.Option(None, "--text", help="Text file for teacher-forced windows (default: WikiText-2 test.txt beside the checkout, when present)."),
+           windows: int = typer.Option(4, "--windows", min=0, help="How many windows of --text."),
+           window_len: int = typer.Option(128, "--window-len", min=2, help="Tokens per window (at most the artifact's context)."),
+           gen_tokens: int = typer.Option(32, "--gen-tokens", min=1, help="Greedy tokens generated after each prompt."),
+           thresholds: Optional[Path] = typer.Option(None, "--thresholds", help="TOML limits per scheme and reference (default: the shipped thresholds.toml)."),
+           report: Optional[Path] = typer.Option(None, "--report", help="Write parity.json, parity.md and PNG plots into this folder."),
+           as_json: bool = typer.Option(False, "--json", help="Print the result as one JSON object.")):
+    """Check an artifact against the fp32 model (quality) and the same-recipe eager twin (fidelity).
+    Exit 0 = PASS, 1 = FAIL (each failing metric printed with its value and threshold), 2 = bad input."""
+    import time
+
+    from rich.markup import escape
+
+    from .runtime.open import open_artifact, read_artifact_manifest
+    from .runtime.parity import DEFAULT_TEXT, encode_prompts, load_prompts, run_parity, text_windows
+    from .runtime.thresholds import default_thresholds_file, limits_for, load_thresholds
+
+    def say(msg):
+        if not as_json:
+            err.print(f"[dim]{escape(msg)}[/]", soft_wrap=True, highlight=False)
+
+    started = time.perf_counter()
+    # Every input is checked, and the artifact's hashes verified, before any model is loaded.
+    manifest = read_artifact_manifest(artifact)
+    scheme = manifest["quantization"]["scheme"]
+    limits = limits_for(load_thresholds(thresholds), scheme, thresholds)
+    prompt_set = load_prompts(prompts)
+    text_file = text or (DEFAULT_TEXT if DEFAULT_TEXT.exists() else None)
+    if text_file is not None and not text_file.is_file():
+        raise InputError(f"--text {text_file}: no such file; pass a plain-text file (e.g. WikiText-2 test.txt)")
+    context = manifest["runtime"]["get_max_context_len"]
+    if gen_tokens >= context - 1:
+        raise InputError(f"--gen-tokens {gen_tokens}: the artifact's context is {context} positions; choose fewer than {context - 1}")
+
+    session, manifest = open_artifact(artifact, manifest)
+    prompt_ids = encode_prompts(session.tokenizer, prompt_set, context - gen_tokens)
+    window_len = min(window_len, context)
+    window_ids = text_windows(session.tokenizer, text_file, windows, window_len) if text_file and windows else []
+
+    from .runtime.references import reference_sessions
+
+    references, paths = reference_sessions(manifest, reference, context, say)
+    result = run_parity(session, manifest, references, paths, prompt_ids, window_ids, gen_tokens, limits, say)
+    result = {"artifact": str(artifact), "scheme": scheme, "recipe": manifest.get("recipe"),
+              "quantization": manifest["quantization"],
+              "thresholds_file": str(thresholds or default_thresholds_file()),
+              "inputs": {"prompts": str(prompts or "shipped prompt set"), "prompt_count": len(prompt_ids),
+                         "gen_tokens": gen_tokens, "text": str(text_file) if window_ids else None,
+                         "windows": len(window_ids), "window_len": window_len},
+              **result, "seconds": round(time.perf_counter() - started, 1)}
+    if report:
+        from .runtime.report import write_report
+
+        write_report(result, report)
+    if as_json:
+        print(json.dumps(result, indent=1))
+    else:
+        from .runtime.report import terminal_table
+
+        out.print(terminal_table(result))
+        if report:
+            out.print(f"report: {escape(str(report))}/parity.md", highlight=False)
+        out.print(f"[bold {'green' if result['verdict'] == 'PASS' else 'red'}]{result['verdict']}[/]")
+    for line in result["failures"]:
+        err.print(f"[red]{escape(line)}[/]", highlight=False, soft_wrap=True)
+    if result["failures"]:
+        raise typer.Exit(1)
+
+
 def main() -> None:
     try:
         app()
     except InputError as e:
         if _debug["on"]:
             raise
-        err.print(f"[red]error:[/] {e}", highlight=False, soft_wrap=True)
+        from rich.markup import escape
+
+        err.print(f"[red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
         sys.exit(2)
 
 

@@ -36,6 +36,15 @@ class ExecuTorchSession(Session):
         out = self.program.load_method(name).execute([])
         return [int(x) if not hasattr(x, "tolist") else x.tolist() for x in out]
 
+    def runtime_metadata(self) -> dict:
+        """The constant methods TextLLMRunner reads, as stored in the .pte (scalars unwrapped)."""
+        names = set(self.program.method_names) - {"forward"}
+        out = {}
+        for name in sorted(names):
+            value = self.constant(name)
+            out[name] = value[0] if len(value) == 1 and not name.endswith("_ids") else value
+        return out
+
     def prefill(self, tokens):
         torch = self._torch
         self._check_room(len(tokens))

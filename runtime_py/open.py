@@ -21,14 +21,21 @@ def artifact_tokenizer(folder: Path, manifest: dict):
     return tok
 
 
-def open_artifact(folder: str | Path):
-    """An exported artifact folder -> (Session, manifest). The manifest's hashes are checked first."""
+def read_artifact_manifest(folder: str | Path) -> dict:
+    """The manifest of an artifact folder, after checking every file's sha256 against it."""
     from edgellama.export.artifact import read_manifest
 
     folder = Path(folder)
     if not folder.is_dir():
         raise InputError(f"{folder}: not a folder; pass the --out folder of `edgellama export`")
-    manifest = read_manifest(folder)
+    return read_manifest(folder)
+
+
+def open_artifact(folder: str | Path, manifest: dict | None = None):
+    """An exported artifact folder -> (Session, manifest). The manifest's hashes are checked first
+    (pass `manifest` from `read_artifact_manifest` when they have just been checked)."""
+    folder = Path(folder)
+    manifest = manifest or read_artifact_manifest(folder)
     tokenizer = artifact_tokenizer(folder, manifest)
     runtime = manifest["runtime"]["runtime"]
     if runtime == "executorch":

@@ -34,6 +34,12 @@ class Session:
     def reset(self) -> None:
         raise NotImplementedError
 
+    def runtime_metadata(self) -> dict:
+        """The values the artifact itself carries for its runner (bos/eos ids, context length,
+        vocabulary size...), read from the artifact, not from the manifest; empty where the runtime
+        stores none."""
+        return {}
+
     def _check_room(self, n: int) -> None:
         if self.pos + n > self.info.max_context_len:
             raise ValueError(f"{self.pos} + {n} tokens exceed the context of {self.info.max_context_len} positions; "

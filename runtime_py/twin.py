@@ -10,26 +10,28 @@ from pathlib import Path
 from edgellama.errors import InputError
 
 
-def twin_for(manifest: dict):
+def twin_for(manifest: dict, path: str | Path | None = None):
+    """`path`: where the source checkpoint is now (default: the path the manifest records)."""
     import edgellama
     from edgellama.algorithms import calibration_windows
     from edgellama.formats import open_checkpoint
     from edgellama.layerwise import quantize_checkpoint
     from edgellama.quant import QuantSpec, eager_twin
 
+    source = path or manifest["source"]["path"]
     calibration = None
     info = manifest.get("calibration")
     if info:
         from edgellama.export.artifact import sha256
 
-        path = Path(info["file"])
-        if not path.exists() or sha256(path) != info["sha256"]:
-            raise InputError(f"{path}: the calibration text this artifact was made with is missing or changed; "
+        text = Path(info["file"])
+        if not text.exists() or sha256(text) != info["sha256"]:
+            raise InputError(f"{text}: the calibration text this artifact was made with is missing or changed; "
                              f"the eager twin cannot be rebuilt exactly")
-        calibration = calibration_windows(edgellama.load_tokenizer(manifest["source"]["path"]), path,
+        calibration = calibration_windows(edgellama.load_tokenizer(source), text,
                                           info["windows"], info["tokens_per_window"])
     spec = QuantSpec(**manifest["quantization"])  # keep_8bit as recorded: no sensitivity pass again
-    model = quantize_checkpoint(open_checkpoint(manifest["source"]["path"]), spec, calibration)
+    model = quantize_checkpoint(open_checkpoint(source), spec, calibration)
     if manifest["runtime"].get("runtime") == "executorch":
         from .xnnpack_twin import xnnpack_twin
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from checkpoints import hf_model
+from checkpoints import hf_model, write_meta
 
 REPO = Path(__file__).resolve().parents[1]
 WIKITEXT = REPO.parent / "shared" / "data" / "wikitext-2"
@@ -46,6 +46,23 @@ def tiny_hf():
 @pytest.fixture(scope="session")
 def tiny_hf_tied():
     return hf_model(VOCAB, tie=True, seed=1)
+
+
+@pytest.fixture(scope="session")
+def tiny_meta(tmp_path_factory, tiny_hf, sp_model):
+    """The tiny model as a Meta checkpoint (2 shards, sentencepiece tokenizer)."""
+    return write_meta(tmp_path_factory.mktemp("ckpt") / "meta", tiny_hf.state_dict(), 2, tokenizer=sp_model)
+
+
+@pytest.fixture(scope="session")
+def tiny_pte(tmp_path_factory, tiny_meta):
+    """The tiny model exported with the default recipe (xnnpack-8da4w); shared by the export and
+    parity tests because lowering it takes most of a minute."""
+    out = tmp_path_factory.mktemp("art") / "tiny-8da4w"
+    code, _, err = run_cli("export", "--model", tiny_meta, "--recipe", "xnnpack-8da4w", "--max-seq-len", "32",
+                           "--max-context-len", "160", "--out", out)
+    assert code == 0, err
+    return out
 
 
 @pytest.fixture(scope="session")

@@ -9,24 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from checkpoints import write_meta
 from conftest import run_cli
 
 RUNNER = Path(__file__).with_name("textllmrunner.py")
-
-
-@pytest.fixture(scope="module")
-def tiny_meta(tmp_path_factory, tiny_hf, sp_model):
-    return write_meta(tmp_path_factory.mktemp("ckpt") / "meta", tiny_hf.state_dict(), 2, tokenizer=sp_model)
-
-
-@pytest.fixture(scope="module")
-def tiny_pte(tmp_path_factory, tiny_meta):
-    out = tmp_path_factory.mktemp("art") / "tiny-8da4w"
-    code, _, err = run_cli("export", "--model", tiny_meta, "--recipe", "xnnpack-8da4w", "--max-seq-len", "32",
-                           "--max-context-len", "160", "--out", out)
-    assert code == 0, err
-    return out
 
 
 def runner_pieces(artifact: Path, prompt: str, steps: int) -> list[str]:

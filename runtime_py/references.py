@@ -1,0 +1,53 @@
+"""The two references `edgellama parity` compares an artifact with, as eager Sessions:
+- "fp32": the unquantized checkpoint (how much the quantization costs);
+- "twin": the checkpoint quantized with the artifact's own recipe (whether the export is faithful).
+Torch is imported here, not in parity.py."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from edgellama.errors import InputError
+
+
+def is_export_source(manifest: dict, path: Path) -> bool:
+    """True when `path` holds the very files the artifact was exported from (names and sha256)."""
+    from edgellama.export import checkpoint_fingerprint
+    from edgellama.formats import open_checkpoint
+
+    recorded = {(f["name"], f["sha256"]) for f in manifest["source"]["files"]}
+    now = checkpoint_fingerprint(open_checkpoint(path).files)["files"]
+    return {(f["name"], f["sha256"]) for f in now} == recorded
+
+
+def reference_sessions(manifest: dict, reference: Path | None, context: int, say=lambda _msg: None) -> tuple[dict, dict]:
+    """-> ({"fp32": Session, "twin": Session}, {"fp32": path, "twin": path}).
+
+    The fp32 reference is `reference` (default: the manifest's source path). The twin must be
+    rebuilt from the exact source files, so it comes from whichever of the two still matches the
+    manifest's sha256s; when neither does, fidelity cannot be judged and that is an input error."""
+    import edgellama
+
+    from .session import EagerSession
+    from .twin import twin_for
+
+    source = Path(manifest["source"]["path"])
+    fp32_path = Path(reference) if reference else source
+    if reference and not fp32_path.exists():
+        raise InputError(f"--reference {fp32_path}: no such file or folder; pass the checkpoint the artifact was exported from")
+    if not reference and not source.exists():
+        raise InputError(f"{source}: the checkpoint this artifact was exported from is gone; pass its new location with --reference")
+    say("checking the source checkpoint's sha256")
+    candidates = [p for p in dict.fromkeys([fp32_path, source]) if p.exists()]
+    twin_path = next((p for p in candidates if is_export_source(manifest, p)), None)
+    if twin_path is None:
+        raise InputError(f"{fp32_path}: its files' sha256 differ from the export's source recorded in manifest.json, "
+                         f"so the same-recipe twin cannot be rebuilt; pass the original checkpoint with --reference")
+    say(f"loading the fp32 reference {fp32_path}")
+    sessions = {"fp32": EagerSession(edgellama.load_model(fp32_path), None, context)}
+    scheme = manifest["quantization"]["scheme"]
+    if scheme == "fp32" and twin_path == fp32_path:
+        sessions["twin"] = sessions["fp32"]  # an fp32 recipe's twin is the fp32 model itself
+    else:
+        say(f"building the same-recipe twin ({scheme}) from {twin_path}")
+        sessions["twin"] = EagerSession(twin_for(manifest, twin_path), None, context)
+    return sessions, {"fp32": str(fp32_path), "twin": str(twin_path)}

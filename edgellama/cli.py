@@ -319,7 +319,7 @@ def parity(artifact: Path = typer.Argument(..., help="An artifact folder from `e
     text_file = text or (DEFAULT_TEXT if DEFAULT_TEXT.exists() else None)
     if text_file is not None and not text_file.is_file():
         raise InputError(f"--text {text_file}: no such file; pass a plain-text file (e.g. WikiText-2 test.txt)")
-    context = manifest["runtime"]["get_max_context_len"]
+    context = manifest["options"]["max_context_len"]
     if gen_tokens >= context - 1:
         raise InputError(f"--gen-tokens {gen_tokens}: the artifact's context is {context} positions; choose fewer than {context - 1}")
 

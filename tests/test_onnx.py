@@ -149,7 +149,8 @@ def test_graph_holds_the_torchao_integers(tiny_onnx, opened):
     import onnx
     from onnx import numpy_helper
 
-    from edgellama.quant import QuantSpec, quantize_model
+    from edgellama.layerwise import quantize_model
+    from edgellama.quant import QuantSpec
     import edgellama
 
     _, manifest = opened
@@ -301,7 +302,8 @@ def test_group_size_128_on_a_wider_model(tmp_path):
 
     from edgellama.export.onnx_graph import build_decoder
     from edgellama.model import ModelArgs, Transformer
-    from edgellama.quant import QuantSpec, eager_twin, quantize_model
+    from edgellama.layerwise import quantize_model
+    from edgellama.quant import QuantSpec, eager_twin
     from edgellama.runtime.onnx_session import OnnxSession
     from edgellama.runtime.session import EagerSession
 

@@ -19,7 +19,8 @@ from conftest import run_cli
 # The tiny model has random weights: int4 costs it far more than a trained model (measured with
 # 8da4w vs fp32: top-1 agreement 0.31, KL 0.73 nats), so its quality limits are its own; the
 # fidelity limits (vs the same-recipe twin) are the shipped ones, unchanged.
-TINY_QUALITY = {"8da4w": {"top1_agreement_min": 0.2, "kl_mean_max": 1.2}}
+TINY_QUALITY = {"8da4w": {"top1_agreement_min": 0.2, "kl_mean_max": 1.2},
+                "4w": {"top1_agreement_min": 0.2, "kl_mean_max": 1.2}}
 
 
 def export_tiny(model: Path, out: Path, recipe: str) -> Path:
@@ -81,6 +82,16 @@ def test_fp32_export_passes_with_shipped_thresholds(fp32_pte):
     assert not failure_lines(err)
 
 
+def test_onnx_export_passes_and_matches_its_twin(tiny_meta, tmp_path, tiny_thresholds):
+    """The same harness over an ONNX artifact (OnnxSession): 4w at accuracy level 1 is its twin to
+    float rounding (measured: top-1 1.0, KL 6e-12, max |dlogit| 4e-5)."""
+    artifact = export_tiny(tiny_meta, tmp_path / "onnx", "onnx-4w")
+    code, out, err = parity(artifact, "--thresholds", tiny_thresholds, "--json")
+    assert code == 0, out + err
+    twin = json.loads(out)["references"]["twin"]["metrics"]
+    assert twin["top1_agreement"] >= 0.99 and twin["kl_mean"] <= 1e-3 and twin["greedy_full_match"] == 1.0
+
+
 def test_8da4w_export_passes(int4_report):
     code, out, err, _ = int4_report
     assert code == 0, out + err
@@ -116,17 +127,17 @@ def test_json_output_and_threshold_override(fp32_pte, tmp_path):
 def test_scaled_weight_is_caught(tiny_meta, tmp_path, monkeypatch, tiny_thresholds):
     """(a) one layer's int4 weight scales ×1.5 after quantization: the manifest hashes still hold,
     but the .pte no longer computes its recipe. Caught vs the twin even with 8da4w's loose limits."""
-    import edgellama.quant
+    import edgellama.layerwise
 
-    real = edgellama.quant.quantize_model
+    real = edgellama.layerwise.quantize_checkpoint
 
-    def quantize_then_scale(model, spec, *a, **kw):
-        model = real(model, spec, *a, **kw)
+    def quantize_then_scale(ckpt, spec, *a, **kw):
+        model = real(ckpt, spec, *a, **kw)
         model.layers[1].feed_forward.w2.weight.scale.mul_(1.5)
         return model
 
     with monkeypatch.context() as m:
-        m.setattr(edgellama.quant, "quantize_model", quantize_then_scale)
+        m.setattr(edgellama.layerwise, "quantize_checkpoint", quantize_then_scale)
         artifact = export_tiny(tiny_meta, tmp_path / "scaled", "xnnpack-8da4w")
     code, out, err = parity(artifact, "--thresholds", tiny_thresholds)
     assert code == 1, out + err

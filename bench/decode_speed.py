@@ -363,7 +363,8 @@ def main():
               "peer_build": build, "prompt": prompt, "new_tokens": a.new_tokens, "runs": a.runs,
               "load_average": os.getloadavg(), "decode_ratio_ours_over_peer": ratio, "top1_agreement_with_fp32": top1,
               "results": summary}
-    built = {"ours": f"edgellama export --recipe {a.recipe}",
+    q = manifest["quantization"]
+    built = {"ours": f"edgellama export --recipe {a.recipe} ({manifest['export_seconds'] / 60:.0f} min)",
              "export_llm": f"export_llm {opts['qmode']} g{opts['group_size']} emb {opts['embedding_quantize']} "
                            f"({build['seconds'] / 60:.0f} min, {build['peak_rss_bytes'] / 2**30:.1f} GiB peak)"}
     rows = [[name, built[name], f"{s['pte_bytes'] / 2**20:.1f}", s["prompt_tokens"], f"{s['prefill_tok_s']:.1f}",
@@ -378,7 +379,13 @@ def main():
     with open(md, "a") as f:
         f.write(f"\nTextLLMRunner, {threads['ours']} threads, temperature 0, {a.new_tokens} new tokens after a "
                 f"{n_prompt}-token WikiText-2 prompt; medians of {a.runs} generations per .pte, alternating "
-                f"between the two after one warm-up each. Load average {os.getloadavg()[0]:.1f} at the end.\n")
+                f"between the two after one warm-up each. Load average {os.getloadavg()[0]:.1f} at the end.\n\n"
+                f"Ours: {q['scheme']} g{q['group_size']} {q['algo']}, output head {q['output']}, "
+                f"{len(q.get('keep_8bit', []))} linears kept 8-bit, embedding {q['embedding']}. export_llm: every "
+                f"linear, the output head included, {opts['qmode']} g{opts['group_size']} (its default HQQ scales), "
+                f"embedding {opts['embedding_quantize']}; only the last position's logits. Top-1: teacher-forced "
+                f"next-token argmax against our fp32 model on a {top1['tokens'] if top1 else 0}-token WikiText-2 "
+                f"test window.\n")
     print(md.read_text())
 
 

@@ -224,7 +224,7 @@ def eval_ppl(model: Optional[Path] = ModelOpt,
     from .export.options import DEFAULT_CALIBRATION
     from .formats import open_checkpoint
     from .layerwise import quantize_checkpoint
-    from .quant import FLOAT_SCHEMES, NEEDS_CALIBRATION, QuantSpec, eager_twin
+    from .quant import FLOAT_SCHEMES, QuantSpec, eager_twin
     from .schemes import SCHEMES
     from .tokenizer import tokenizer_for
 
@@ -244,7 +244,7 @@ def eval_ppl(model: Optional[Path] = ModelOpt,
     spec = QuantSpec(scheme=quant, group_size=group_size, algo=quant_algo, size_budget=size_budget if integer else 1.0,
                      embedding=embedding_quant if integer else "none", output="8da8w" if quant in ("8da4w", "4w") else "none")
     calib = None
-    if integer and (quant_algo in NEEDS_CALIBRATION or size_budget > 1):
+    if spec.needs_calibration:
         calib = calibration_windows(tokenizer, calibration or DEFAULT_CALIBRATION)
     t0 = time.perf_counter()
     quantized = quantize_checkpoint(ckpt, spec, calib)

@@ -63,7 +63,7 @@ def quantize_model(model: Transformer, spec: QuantSpec, progress: Progress | Non
     check_group_size([s for s in shapes if s[0] not in keep], spec.group_size)
     choosing = spec.size_budget > 1.0 and not keep
     calibrating = spec.algo in NEEDS_CALIBRATION
-    if (calibrating or choosing) and not calibration:
+    if spec.needs_calibration and not calibration:
         what = f"--quant-algo {spec.algo}" if calibrating else f"--size-budget {spec.size_budget}"
         raise InputError(f"{what}: needs calibration text; pass --calibration FILE")
 

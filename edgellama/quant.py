@@ -33,6 +33,12 @@ class QuantSpec:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    @property
+    def needs_calibration(self) -> bool:
+        """Calibration text is read by the calibrating algorithms and to choose the 8-bit linears."""
+        choosing = self.size_budget > 1.0 and not self.keep_8bit
+        return self.scheme not in FLOAT_SCHEMES and (self.algo in NEEDS_CALIBRATION or choosing)
+
 
 def check_group_size(shapes: list[tuple[str, int, int]], group_size: int, what: str = "--group-size") -> None:
     """Every quantized layer's input dimension must split into whole groups."""

@@ -44,7 +44,7 @@ def export(model_path: Path, options: ExportOptions, out: Path, force: bool = Fa
     from edgellama.algorithms import calibration_windows
     from edgellama.formats import open_checkpoint
     from edgellama.layerwise import quantize_checkpoint
-    from edgellama.quant import FLOAT_SCHEMES, NEEDS_CALIBRATION, QuantSpec, algorithm, check_group_size
+    from edgellama.quant import FLOAT_SCHEMES, QuantSpec, algorithm, check_group_size
     from edgellama.schemes import estimate_bytes, linear_shapes
     from edgellama.tokenizer import tokenizer_for
 
@@ -57,25 +57,25 @@ def export(model_path: Path, options: ExportOptions, out: Path, force: bool = Fa
     check_group_size(linear_shapes(ckpt.args), options.group_size)
     algorithm(options.quant_algo)
     tokenizer = tokenizer_for(ckpt)
-    calibration, calibration_info = None, None
+    target = importlib.import_module(TARGET_MODULES[options.target])
+    target.check_options(options)
+    needed = int(estimate_bytes(ckpt.args, options.quant, options.group_size) * 1.1) + (64 << 20)
     integer = options.quant not in FLOAT_SCHEMES
-    if integer and (options.quant_algo in NEEDS_CALIBRATION or options.size_budget > 1):
+    spec = QuantSpec(scheme=options.quant, group_size=options.group_size, algo=options.quant_algo,
+                     embedding=options.embedding_quant if integer else "none",
+                     output=target.OUTPUT_QUANT if options.quant in ("8da4w", "4w") else "none",
+                     size_budget=options.size_budget if integer else 1.0)
+    calibration, calibration_info = None, None
+    if spec.needs_calibration:
         from .artifact import sha256
 
         calibration_file = Path(options.calibration or DEFAULT_CALIBRATION)
         calibration = calibration_windows(tokenizer, calibration_file)
         calibration_info = {"file": str(calibration_file.resolve()), "sha256": sha256(calibration_file),
                             "windows": len(calibration), "tokens_per_window": len(calibration[0])}
-    target = importlib.import_module(TARGET_MODULES[options.target])
-    target.check_options(options)
-    needed = int(estimate_bytes(ckpt.args, options.quant, options.group_size) * 1.1) + (64 << 20)
     check_destination(out, force, needed)
 
     with staging(out, force) as folder:
-        spec = QuantSpec(scheme=options.quant, group_size=options.group_size, algo=options.quant_algo,
-                         embedding=options.embedding_quant if integer else "none",
-                         output=target.OUTPUT_QUANT if options.quant in ("8da4w", "4w") else "none",
-                         size_budget=options.size_budget if integer else 1.0)
         say(f"loading and quantizing to {options.quant}, layer by layer")
         model = quantize_checkpoint(ckpt, spec, calibration, progress=say)
         metadata = target.write_model(model, tokenizer, options, folder, say)

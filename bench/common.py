@@ -53,6 +53,7 @@ def synthetic_meta(config: str, dtype: str = "bf16") -> Path:
     folder = CACHE / f"{config}-meta-{dtype}"
     done = folder / ".complete"
     if done.exists():
+        synthetic_tokenizer(folder)
         return folder
     folder.mkdir(parents=True, exist_ok=True)
     args = CONFIGS[config]
@@ -82,5 +83,22 @@ def synthetic_meta(config: str, dtype: str = "bf16") -> Path:
     (folder / "params.json").write_text(json.dumps({
         "dim": args.dim, "n_layers": args.n_layers, "n_heads": args.n_heads, "n_kv_heads": args.n_kv_heads,
         "multiple_of": 256, "norm_eps": args.norm_eps, "vocab_size": args.vocab_size}))
+    synthetic_tokenizer(folder)
     done.touch()
     return folder
+
+
+def synthetic_tokenizer(folder: Path, vocab_size: int = 8000) -> Path:
+    """A sentencepiece BPE tokenizer.model with byte fallback (as Llama 2's), trained on WikiText-2
+    valid.txt: exports need a tokenizer, and Llama 2's own is not available here."""
+    import sentencepiece as spm
+
+    path = folder / "tokenizer.model"
+    if not path.exists():
+        text = REPO.parent / "shared" / "data" / "wikitext-2" / "valid.txt"
+        spm.SentencePieceTrainer.train(input=str(text), model_prefix=str(folder / "tokenizer.tmp"), model_type="bpe",
+                                       vocab_size=vocab_size, byte_fallback=True, bos_id=1, eos_id=2, unk_id=0,
+                                       minloglevel=2)
+        (folder / "tokenizer.tmp.model").rename(path)
+        (folder / "tokenizer.tmp.vocab").unlink()
+    return path

@@ -1,7 +1,8 @@
 """Wall time and peak RSS of `edgellama export` (issue 4 targets: SmolLM2 <= 5 min; a 7B-shaped
 checkpoint <= 45 min and <= 12 GiB), each export in a fresh process.
 
-Usage: python bench/export_cost.py [--model smollm2|llama2-7b] [--recipe xnnpack-8da4w] [--group-size N]"""
+Usage: python bench/export_cost.py [--model smollm2|llama2-7b] [--recipe xnnpack-8da4w] [--group-size N]
+       [--quant-algo rtn] [--size-budget 1.0]"""
 from __future__ import annotations
 
 import argparse
@@ -22,9 +23,13 @@ def main():
     ap.add_argument("--model", default="smollm2", help="smollm2 (embedded default) or a CONFIGS name, e.g. llama2-7b")
     ap.add_argument("--recipe", default="xnnpack-8da4w")
     ap.add_argument("--group-size", type=int, default=None)
+    ap.add_argument("--quant-algo", default=None, help="override the recipe's algorithm, e.g. rtn")
+    ap.add_argument("--size-budget", type=float, default=None, help="override the recipe's (1.0: no mixed precision)")
     a = ap.parse_args()
     model_args = [] if a.model == "smollm2" else ["--model", str(synthetic_meta(a.model, "bf16"))]
     extra = ["--group-size", str(a.group_size)] if a.group_size else []
+    extra += ["--quant-algo", a.quant_algo] if a.quant_algo else []
+    extra += ["--size-budget", str(a.size_budget)] if a.size_budget else []
     with tempfile.TemporaryDirectory(dir=Path(__file__).resolve().parents[1] / ".cache") as tmp:
         out = Path(tmp) / "artifact"
         t0 = time.perf_counter()
@@ -35,15 +40,17 @@ def main():
             sys.exit(res.stderr[-3000:])
         peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
         manifest = json.loads(res.stdout)
-    size = manifest["files"][manifest["runtime"]["model_file"]]["bytes"]
+    size = sum(f["bytes"] for n, f in manifest["files"].items() if n.startswith("model"))  # .pte, or .onnx + data
     deleg = manifest["runtime"].get("delegation", {})
     record = {"model": a.model, "recipe": a.recipe, "options": manifest["options"], "seconds": seconds,
               "peak_rss_bytes": peak, "model_file_bytes": size, "delegation": deleg}
-    md = write_results(f"export_cost-{a.model}-{a.recipe}", record,
+    name = f"export_cost-{a.model}-{a.recipe}" + (f"-g{a.group_size}" if a.group_size else "") + (f"-{a.quant_algo}" if a.quant_algo else "") \
+        + (f"-budget{a.size_budget:g}" if a.size_budget else "")
+    md = write_results(name, record,
                        [[a.model, a.recipe, f"{seconds / 60:.1f}", f"{peak / 2**30:.2f}", f"{size / 2**20:.1f}",
                          deleg.get("delegate_calls", "-"), deleg.get("delegated_linears", "-"),
                          ", ".join(deleg.get("undelegated_matmuls", [])) or "none"]],
-                       ["model", "recipe", "export min", "peak RSS GiB", ".pte MiB", "XNNPACK partitions",
+                       ["model", "recipe", "export min", "peak RSS GiB", "model MiB", "XNNPACK partitions",
                         "linears delegated", "matmuls left outside"])
     print(md.read_text())
 

@@ -155,6 +155,7 @@ def export_cmd(out: Path = typer.Option(..., "--out", "-o", help="Artifact folde
                quant_algo: Optional[str] = typer.Option(None, "--quant-algo", help="rtn | clip | scale-search"),
                size_budget: Optional[float] = typer.Option(None, "--size-budget", help="Mixed precision: keep the most sensitive linears at 8-bit within this x the all-int4 size (1.0 = off)."),
                embedding_quant: Optional[str] = typer.Option(None, "--embedding-quant", help="8w | 4w | none"),
+               output_quant: Optional[str] = typer.Option(None, "--output-quant", help="Output head of int4 schemes: 8w (per-channel) | 4w (groups of --group-size)."),
                max_seq_len: Optional[int] = typer.Option(None, "--max-seq-len", help="Most tokens per forward call."),
                max_context_len: Optional[int] = typer.Option(None, "--max-context-len", help="KV-cache positions."),
                dtype: Optional[str] = typer.Option(None, "--dtype"),
@@ -170,7 +171,8 @@ def export_cmd(out: Path = typer.Option(..., "--out", "-o", help="Artifact folde
     from .export import ExportOptions, export, load_recipe
 
     given = {k: v for k, v in dict(target=target, quant=quant, group_size=group_size, quant_algo=quant_algo,
-                                   size_budget=size_budget, embedding_quant=embedding_quant, max_seq_len=max_seq_len,
+                                   size_budget=size_budget, embedding_quant=embedding_quant, output_quant=output_quant,
+                                   max_seq_len=max_seq_len,
                                    max_context_len=max_context_len, dtype=dtype,
                                    accuracy_level=accuracy_level, calibration=calibration).items() if v is not None}
     # Options given on the command line override the recipe; with no recipe, a target's default recipe.
@@ -211,6 +213,7 @@ def eval_ppl(model: Optional[Path] = ModelOpt,
              quant_algo: str = typer.Option("scale-search", "--quant-algo", help="rtn | clip | scale-search"),
              size_budget: float = typer.Option(1.0, "--size-budget", help="Mixed precision budget (1.0 = off)."),
              embedding_quant: str = typer.Option("8w", "--embedding-quant", help="8w | 4w | none"),
+             output_quant: str = typer.Option("8w", "--output-quant", help="Output head of int4 schemes: 8w | 4w."),
              calibration: Optional[Path] = typer.Option(None, "--calibration", help="Calibration text (default: WikiText-2 valid.txt)."),
              ctx: int = typer.Option(512, "--ctx", min=2, help="Window length; each window is scored on its second half."),
              windows: Optional[int] = typer.Option(None, "--windows", min=1, help="Score only the first N windows."),
@@ -241,8 +244,11 @@ def eval_ppl(model: Optional[Path] = ModelOpt,
     if not scored:
         raise InputError(f"{text}: fewer than {ctx} tokens; pass a longer text or a smaller --ctx")
     integer = quant not in FLOAT_SCHEMES
+    if output_quant not in ("8w", "4w"):
+        raise InputError(f"--output-quant {output_quant}: use 8w (per-channel) or 4w (groups of --group-size)")
+    head = ("8da" + output_quant if quant == "8da4w" else output_quant) if quant in ("8da4w", "4w") else "none"
     spec = QuantSpec(scheme=quant, group_size=group_size, algo=quant_algo, size_budget=size_budget if integer else 1.0,
-                     embedding=embedding_quant if integer else "none", output="8da8w" if quant in ("8da4w", "4w") else "none")
+                     embedding=embedding_quant if integer else "none", output=head)
     calib = None
     if spec.needs_calibration:
         calib = calibration_windows(tokenizer, calibration or DEFAULT_CALIBRATION)

@@ -117,9 +117,23 @@ def quantize_model(model: Transformer, spec: QuantSpec, progress: Progress | Non
     if spec.embedding != "none":
         quantize_embedding(model, spec.embedding)
     if spec.output != "none":
-        untie_output(model)
-        quantize_linear(model.output, 8, 0, spec.output == "8da8w", symmetric_rtn_algo, "output")
+        quantize_output(model, spec, [model.norm(h) for h in hidden])
     return model
+
+
+def quantize_output(model: Transformer, spec: QuantSpec, head_inputs: list[torch.Tensor]) -> None:
+    """The output head: 8-bit per-channel, or 4-bit in the spec's groups with the spec's algorithm
+    (scale-search weighs by the calibration hidden states entering the head)."""
+    untie_output(model)
+    bits, dynamic = SCHEMES[spec.output]
+    if bits == 8:
+        quantize_linear(model.output, 8, 0, dynamic, symmetric_rtn_algo, "output")
+        return
+    importance = {}
+    if head_inputs:
+        x = torch.cat([h.reshape(-1, h.shape[-1]).float() for h in head_inputs])
+        importance = {"output": (x * x).mean(0)}
+    quantize_linear(model.output, 4, spec.group_size, dynamic, algorithm(spec.algo, importance), "output")
 
 
 def linears(layer: nn.Module) -> list[tuple[str, nn.Linear]]:

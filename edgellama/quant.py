@@ -26,7 +26,7 @@ class QuantSpec:
     group_size: int = 32  # 0 = per-channel
     algo: str = "rtn"
     embedding: str = "8w"  # "8w" | "4w" | "none"
-    output: str = "8w"  # the output head, per-channel: "8w" | "8da8w" | "none"
+    output: str = "8w"  # the output head: "8w" | "8da8w" (per-channel) | "4w" | "8da4w" (group_size) | "none"
     size_budget: float = 1.0  # > 1: keep the most sensitive linears at 8-bit within this x pure-int4 size
     keep_8bit: list[str] = field(default_factory=list)  # linears kept at 8-bit (chosen, or given)
 

@@ -63,7 +63,7 @@ def export(model_path: Path, options: ExportOptions, out: Path, force: bool = Fa
     integer = options.quant not in FLOAT_SCHEMES
     spec = QuantSpec(scheme=options.quant, group_size=options.group_size, algo=options.quant_algo,
                      embedding=options.embedding_quant if integer else "none",
-                     output=target.OUTPUT_QUANT if options.quant in ("8da4w", "4w") else "none",
+                     output=target.OUTPUT_SCHEMES[options.output_quant] if options.quant in ("8da4w", "4w") else "none",
                      size_budget=options.size_budget if integer else 1.0)
     calibration, calibration_info = None, None
     if spec.needs_calibration:

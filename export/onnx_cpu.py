@@ -19,7 +19,7 @@ DATA_FILE = "model.onnx.data"
 GENAI_CONFIG = "genai_config.json"
 # The output head: 8-bit per-channel, weight-only. MatMulNBits takes bits=8 in ORT 1.32; the
 # per-channel scale is repeated for each block of the row, which is exact.
-OUTPUT_QUANT = "8w"
+OUTPUT_SCHEMES = {"8w": "8w", "4w": "4w"}
 SCHEMES = ("4w", "8w", "fp32")
 # MatMulNBits is weight-only: it has no form for torchao's per-token int8 activations (8da*). Its
 # accuracy_level 4 quantizes activations too, but per block and symmetric, which is another scheme.

@@ -63,6 +63,11 @@ def test_onnx_refuses_what_it_cannot_represent(ckpt, tmp_path, args, option, fix
     assert leftovers(tmp_path) == []
 
 
+def test_unknown_output_head_scheme(ckpt, tmp_path):
+    assert_input_error(export(ckpt, tmp_path / "o", "--output-quant", "2w"), "--output-quant 2w", "4w")
+    assert leftovers(tmp_path) == []
+
+
 def test_accuracy_level_is_onnx_only(ckpt, tmp_path):
     assert_input_error(export(ckpt, tmp_path / "o", "--accuracy-level", "4"), "--accuracy-level 4", "--target onnx")
     assert leftovers(tmp_path) == []

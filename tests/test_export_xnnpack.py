@@ -140,3 +140,20 @@ def test_manifest_hash_mismatch_is_refused(tiny_pte, tmp_path):
     (copy / "model.pte").write_bytes(bytes(data))
     code, _, err = run_cli("run", copy, "--prompt", "hi", "-n", "2")
     assert code == 2 and "model.pte" in err and "sha256" in err
+
+
+def test_small_recipe_int4_head_runs_in_the_runner(tiny_meta, tmp_path):
+    """xnnpack-8da4w-small (int4 output head, no 8-bit linears): the head is delegated as an int4
+    linear, and the C++ runner generates the Python session's greedy tokens."""
+    from edgellama.runtime.open import open_artifact
+
+    out = tmp_path / "tiny-small"
+    code, _, err = run_cli("export", "--model", tiny_meta, "--recipe", "xnnpack-8da4w-small", "--max-seq-len", "32",
+                           "--max-context-len", "160", "--out", out)
+    assert code == 0, err
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["quantization"]["output"] == "8da4w" and manifest["quantization"]["keep_8bit"] == []
+    assert manifest["runtime"]["delegation"]["delegated_linears"] == 3 * 7 + 1 + 3 * 2
+    tok = open_artifact(out)[0].tokenizer
+    ids = tok.encode("The tower is")
+    assert_same_tokens(tok, runner_pieces(out, "The tower is", 32), pte_greedy(out, ids, 32), after=ids[-1])

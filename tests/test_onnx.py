@@ -276,10 +276,11 @@ def test_smollm2_greedy_64_equals_eager_twin(smollm2_onnx, prompt):
 
 
 @pytest.mark.parametrize("args", [("--quant", "8w", "--group-size", "0"), ("--quant", "fp32"),
-                                  ("--embedding-quant", "4w"), ("--group-size", "0")])
+                                  ("--embedding-quant", "4w"), ("--group-size", "0"), ("--output-quant", "4w")])
 def test_other_schemes_match_eager_twin(tmp_path, tiny_meta, args):
-    """8w (MatMulNBits bits=8), fp32 (MatMul), a 4-bit embedding (GatherBlockQuantized bits=4) and
-    per-channel int4 (one scale repeated per block of 32): logits and 64 greedy tokens as the twin's."""
+    """8w (MatMulNBits bits=8), fp32 (MatMul), a 4-bit embedding (GatherBlockQuantized bits=4),
+    per-channel int4 (one scale repeated per block of 32) and a 4-bit output head: logits and 64
+    greedy tokens as the twin's."""
     from edgellama.runtime.open import open_artifact
     from edgellama.runtime.session import EagerSession
     from edgellama.runtime.twin import twin_for

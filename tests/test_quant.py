@@ -156,3 +156,19 @@ def test_clip_needs_no_calibration_and_beats_rtn_on_plain_error():
     w[::7, ::5] *= 10  # sparse outliers make amax/7.5 scales too coarse
     err = lambda qs: ((dequantize(*qs) - w) ** 2).sum()  # noqa: E731
     assert err(algorithm("clip")(w, 4, 32, "x")) < 0.9 * err(algorithm("rtn")(w, 4, 32, "x"))
+
+
+@pytest.mark.parametrize("output", ["8da8w", "8da4w", "4w"])
+def test_output_head_scheme(tiny, output):
+    spec = QuantSpec(scheme="8da4w" if output.startswith("8da") else "4w", group_size=32, algo="scale-search",
+                     embedding="8w", output=output)
+    model = quantize_model(copy.deepcopy(tiny), spec, calibration=calibration_ids())
+    head = model.output.weight
+    bits, group = (8, tiny.args.dim) if output == "8da8w" else (4, 32)
+    assert str(head.target_dtype) == f"torch.int{bits}" and head.block_size[1] == group
+    assert (head.activation_quantization is not None) == output.startswith("8da")
+    assert head.qdata.min() >= -(2 ** (bits - 1)) and head.qdata.max() <= 2 ** (bits - 1) - 1
+    assert model.output.weight is not model.tok_embeddings.weight
+    if bits == 4:  # the calibrated search chose the head's scales: not plain round-to-nearest
+        _, rtn_scale = symmetric_rtn(tiny.output.weight.data, 4, 32)
+        assert not torch.equal(head.scale, rtn_scale)

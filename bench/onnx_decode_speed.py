@@ -3,7 +3,7 @@
 Both models: int4 MatMulNBits, the same block size and accuracy level, run by onnxruntime_genai with
 the same intra-op thread count. Reported per model: prefill and decode tok/s (greedy, 128 new
 tokens after a 100-token WikiText-2 prompt, median of 5 generations, alternating between the
-models after one warm-up each), size, and perplexity on WikiText-2 test.txt windows (each window
+models, which goes first swapping each run, after one warm-up each), size, and perplexity on WikiText-2 test.txt windows (each window
 scored on its second half, as `edgellama eval-ppl`) with its delta over our fp32 model.
 
 The builder needs a Hugging Face folder: transformers reads the embedded GGUF (dequantizing it) and
@@ -185,7 +185,8 @@ def main():
         generate(m, prompt, 8)  # warm-up
     runs = {name: [] for name in models}
     for r in range(a.runs):
-        for name, m in models.items():
+        order = list(models.items()) if r % 2 == 0 else list(models.items())[::-1]  # neither always goes first
+        for name, m in order:
             res = generate(m, prompt, a.new_tokens)
             runs[name].append(res)
             print(f"run {r + 1} {name}: prefill {res['prefill_tok_s']:.1f} tok/s, decode {res['decode_tok_s']:.1f} tok/s",

@@ -160,7 +160,7 @@ def test_graph_holds_the_torchao_integers(tiny_onnx, opened):
     assert ops.count("MatMulNBits") == 3 * 4 + 1 and ops.count("GroupQueryAttention") == 3
     assert ops.count("GatherBlockQuantized") == 1 and "MatMul" not in ops
     attrs = lambda n: {a.name: onnx.helper.get_attribute_value(a) for a in n.attribute}  # noqa: E731
-    assert attrs(nodes["layers.0.attention.wqkv"])["bits"] == 4 and attrs(nodes["output"])["bits"] == 8
+    assert attrs(nodes["layers.0.attention.wqkv"])["bits"] == 4 and attrs(nodes["output"])["bits"] == 4
     assert all(attrs(n)["accuracy_level"] == 1 for n in proto.graph.node if n.op_type == "MatMulNBits")
     inits = {t.name: numpy_helper.to_array(t) for t in proto.graph.initializer}
 
@@ -176,15 +176,19 @@ def test_graph_holds_the_torchao_integers(tiny_onnx, opened):
                                           manifest["calibration"]["tokens_per_window"])
     quantize_model(model, QuantSpec(**manifest["quantization"]), calibration=calibration)
     att = model.layers[0].attention
-    packed = inits["layers.0.attention.wqkv.qweight"].reshape(-1, 96 // 2)
-    unpacked = np.empty((packed.shape[0], 96), dtype=np.int16)
-    unpacked[:, 0::2], unpacked[:, 1::2] = packed & 0xF, packed >> 4
+
+    def int4_values(name):
+        packed = inits[name].reshape(-1, 96 // 2)
+        unpacked = np.empty((packed.shape[0], 96), dtype=np.int16)
+        unpacked[:, 0::2], unpacked[:, 1::2] = packed & 0xF, packed >> 4
+        return unpacked - 8
+
     want = np.concatenate([m.weight.qdata.numpy() for m in (att.wq, att.wk, att.wv)])
-    assert np.array_equal(unpacked - 8, want)
+    assert np.array_equal(int4_values("layers.0.attention.wqkv.qweight"), want)
     scales = np.concatenate([m.weight.scale.numpy() for m in (att.wq, att.wk, att.wv)])
     assert np.array_equal(inits["layers.0.attention.wqkv.scales"], scales)
-    head = inits["output.qweight"].reshape(384, 96).astype(np.int16) - 128
-    assert np.array_equal(head, model.output.weight.qdata.numpy())
+    assert np.array_equal(int4_values("output.qweight"), model.output.weight.qdata.numpy())
+    assert np.array_equal(inits["output.scales"], model.output.weight.scale.numpy())
 
 
 def test_manifest_and_genai_config(tiny_onnx, sp_model):
@@ -194,7 +198,7 @@ def test_manifest_and_genai_config(tiny_onnx, sp_model):
     assert rt["max_context_len"] == 160 and rt["max_seq_len"] == 32 and rt["n_layers"] == 3
     assert set(manifest["files"]) == {"model.onnx", "model.onnx.data", "genai_config.json", "tokenizer.model",
                                       "tokenizer.json", "tokenizer_config.json"}
-    assert manifest["quantization"]["scheme"] == "4w" and manifest["quantization"]["output"] == "8w"
+    assert manifest["quantization"]["scheme"] == "4w" and manifest["quantization"]["output"] == "4w"
     assert manifest["recipe"] == "onnx-4w" and manifest["options"]["target"] == "onnx"
     assert (tiny_onnx / "tokenizer.model").read_bytes() == sp_model.read_bytes()
     cfg = json.loads((tiny_onnx / "genai_config.json").read_text())
@@ -276,11 +280,11 @@ def test_smollm2_greedy_64_equals_eager_twin(smollm2_onnx, prompt):
 
 
 @pytest.mark.parametrize("args", [("--quant", "8w", "--group-size", "0"), ("--quant", "fp32"),
-                                  ("--embedding-quant", "4w"), ("--group-size", "0"), ("--output-quant", "4w")])
+                                  ("--embedding-quant", "4w"), ("--group-size", "0"), ("--output-quant", "8w")])
 def test_other_schemes_match_eager_twin(tmp_path, tiny_meta, args):
     """8w (MatMulNBits bits=8), fp32 (MatMul), a 4-bit embedding (GatherBlockQuantized bits=4),
-    per-channel int4 (one scale repeated per block of 32) and a 4-bit output head: logits and 64
-    greedy tokens as the twin's."""
+    per-channel int4 (one scale repeated per block of 32) and an 8-bit output head (MatMulNBits
+    bits=8; the recipe's head is int4): logits and 64 greedy tokens as the twin's."""
     from edgellama.runtime.open import open_artifact
     from edgellama.runtime.session import EagerSession
     from edgellama.runtime.twin import twin_for

@@ -20,7 +20,7 @@ from .errors import InputError
 from .formats import Checkpoint
 from .model import Transformer, rope_cos_sin
 from .quant import (FLOAT_SCHEMES, NEEDS_CALIBRATION, QuantSpec, algorithm, check_group_size, dequantize,
-                    quantize_embedding, quantize_linear, symmetric_rtn_algo, torchao_weight, untie_output)
+                    embedding_from_head, quantize_embedding, quantize_linear, symmetric_rtn_algo, torchao_weight, untie_output)
 from .schemes import SCHEMES, linear_shapes
 
 Progress = Callable[[str], None]
@@ -114,10 +114,13 @@ def quantize_model(model: Transformer, spec: QuantSpec, progress: Progress | Non
             quantize_linear(linear, 8, 0, dynamic, symmetric_rtn_algo, name)
         if progress:
             progress(f"{len(spec.keep_8bit)} sensitive linears kept at 8-bit")
-    if spec.embedding != "none":
-        quantize_embedding(model, spec.embedding)
+    shared = spec.embedding == "head" and model.args.tie_embeddings and spec.output != "none"
+    if spec.embedding != "none" and not shared:
+        quantize_embedding(model, "8w" if spec.embedding == "head" else spec.embedding)
     if spec.output != "none":
         quantize_output(model, spec, [model.norm(h) for h in hidden])
+    if shared:
+        embedding_from_head(model)
     return model
 
 

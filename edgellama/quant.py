@@ -25,7 +25,7 @@ class QuantSpec:
     scheme: str = "8da4w"  # see schemes.SCHEMES
     group_size: int = 32  # 0 = per-channel
     algo: str = "rtn"
-    embedding: str = "8w"  # "8w" | "4w" | "none"
+    embedding: str = "8w"  # "8w" | "4w" | "head" (the output head's table if tied, else 8w) | "none"
     output: str = "8w"  # the output head: "8w" | "8da8w" (per-channel) | "4w" | "8da4w" (group_size) | "none"
     size_budget: float = 1.0  # > 1: keep the most sensitive linears at 8-bit within this x pure-int4 size
     keep_8bit: list[str] = field(default_factory=list)  # linears kept at 8-bit (chosen, or given)
@@ -141,6 +141,18 @@ def quantize_embedding(model: Transformer, scheme: str) -> None:
     bits, granularity = (8, PerAxis(0)) if scheme == "8w" else (4, PerGroup(32))
     quantize_(model, IntxWeightOnlyConfig(weight_dtype=getattr(torch, f"int{bits}"), granularity=granularity),
               filter_fn=lambda m, _fqn: isinstance(m, nn.Embedding))
+
+
+def embedding_from_head(model: Transformer) -> None:
+    """For a checkpoint whose embedding and output head are one matrix: the embedding looks its rows
+    up in the quantized head's own integers and scales (one table in the artifact, as onnxruntime-genai's
+    builder stores SmolLM2), weight-only."""
+    from torchao.quantization.quantize_.workflows.intx.intx_unpacked_to_int8_tensor import IntxUnpackedToInt8Tensor
+
+    head = model.output.weight
+    model.tok_embeddings.weight = nn.Parameter(IntxUnpackedToInt8Tensor(
+        qdata=head.qdata, scale=head.scale, zero_point=head.zero_point, target_dtype=head.target_dtype,
+        block_size=head.block_size, dtype=head.dtype, activation_quantization=None), requires_grad=False)
 
 
 class TwinLinear(nn.Module):

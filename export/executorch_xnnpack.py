@@ -24,9 +24,12 @@ UNSUPPORTED_SCHEMES = {"4w": "8da4w", "8w": "8da8w"}
 
 
 def check_options(options: ExportOptions) -> None:
-    if options.quant in UNSUPPORTED_SCHEMES:
-        from edgellama.errors import InputError
+    from edgellama.errors import InputError
 
+    if options.embedding_quant == "head":
+        raise InputError("--embedding-quant head: shares the head's table in ONNX only (GatherBlockQuantized); "
+                         "use 8w or 4w for --target xnnpack")
+    if options.quant in UNSUPPORTED_SCHEMES:
         raise InputError(f"--quant {options.quant}: weight-only linears give wrong results in executorch 1.5.1's "
                          f"XNNPACK delegate (scales dropped); use --quant {UNSUPPORTED_SCHEMES[options.quant]} for "
                          f"--target xnnpack, or {options.quant} with --target onnx")

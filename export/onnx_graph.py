@@ -39,11 +39,11 @@ class GraphBuilder:
             return self.tape.op(op_type, inputs, attrs or None, domain=domain, name=name)
         return self.tape.op_multi_out(op_type, inputs, attrs or None, num_outputs=outputs, domain=domain, name=name)
 
-    def linear(self, x: ir.Value, weight, name: str) -> ir.Value:
-        """x @ W^T for a BlockQuantized weight (MatMulNBits) or a float tensor (MatMul)."""
+    def linear(self, x: ir.Value, weight, name: str, initializers: tuple | None = None) -> ir.Value:
+        """x @ W^T for a BlockQuantized weight (MatMulNBits) or a float tensor (MatMul);
+        `initializers`: its (packed, scales) values, when already made for another op."""
         if isinstance(weight, BlockQuantized):
-            b = self.init(f"{name}.qweight", weight.packed)
-            s = self.init(f"{name}.scales", weight.scales)
+            b, s = initializers or (self.init(f"{name}.qweight", weight.packed), self.init(f"{name}.scales", weight.scales))
             return self.op("MatMulNBits", [x, b, s], name, domain=MS, K=weight.cols, N=weight.rows,
                            bits=weight.bits, block_size=weight.block, accuracy_level=self.accuracy_level)
         w = self.init(f"{name}.weight_t", weight.T)
@@ -67,13 +67,29 @@ def fused(weights: list):
     return None
 
 
-def embedding(g: GraphBuilder, module, ids: ir.Value) -> ir.Value:
-    """GatherBlockQuantized on the int8 (or int4) table; a plain Gather for a float table."""
+def shares_table(embedding_weight, head_weight) -> bool:
+    """Whether the two torchao tensors hold the same integers (same storage, same shape)."""
+    if not (hasattr(embedding_weight, "qdata") and hasattr(head_weight, "qdata")):
+        return False
+    a, b = embedding_weight.qdata, head_weight.qdata
+    return a.shape == b.shape and a.untyped_storage().data_ptr() == b.untyped_storage().data_ptr()
+
+
+def embedding(g: GraphBuilder, module, ids: ir.Value, head: tuple | None = None) -> ir.Value:
+    """GatherBlockQuantized on the int8 (or int4) table; a plain Gather for a float table. `head`
+    (MatMulNBits weight, its packed and scales initializers): the embedding reads the head's table,
+    its [rows, blocks, blob] bytes viewed as [rows, cols * bits / 8]."""
     from .onnx_weights import block_quantized
 
     w = module.weight
     if not hasattr(w, "qdata"):
         return g.op("Gather", [g.init("tok_embeddings.weight", w.detach().float().numpy()), ids], "embed", axis=0)
+    if head is not None:
+        hw, packed, scales = head
+        shape = g.init("tok_embeddings.shape", np.array([hw.rows, hw.cols * hw.bits // 8], dtype=np.int64))
+        data = g.op("Reshape", [packed, shape], "tok_embeddings.reshape")
+        return g.op("GatherBlockQuantized", [data, ids, scales], "embed", domain=MS, bits=hw.bits,
+                    block_size=hw.block, gather_axis=0, quantize_axis=1)
     bq = block_quantized(w, "tok_embeddings")
     data = g.init("tok_embeddings.qweight", bq.packed)
     scales = g.init("tok_embeddings.scales", bq.scales)
@@ -114,7 +130,11 @@ def build_decoder(model, max_context_len: int, accuracy_level: int) -> ir.Model:
     cos, sin = _rope(args, max_context_len)
     cos_cache, sin_cache = g.init("rope.cos", cos), g.init("rope.sin", sin)
 
-    h = embedding(g, model.tok_embeddings, input_ids)
+    head_w = linear_weight(model.output, "output")
+    head = None
+    if shares_table(model.tok_embeddings.weight, model.output.weight):  # quant.embedding_from_head
+        head = (head_w, g.init("output.qweight", head_w.packed), g.init("output.scales", head_w.scales))
+    h = embedding(g, model.tok_embeddings, input_ids, head)
     residual = None
     for i, layer in enumerate(model.layers):
         p = f"layers.{i}"
@@ -152,7 +172,7 @@ def build_decoder(model, max_context_len: int, accuracy_level: int) -> ir.Model:
         h = g.linear(g.op("Mul", [silu, up], f"{p}.feed_forward.mul"), linear_weight(ff.w2, f"{p}.feed_forward.w2"),
                      f"{p}.feed_forward.w2")
     x, _ = rms_norm(g, h, residual, model.norm, "norm")
-    logits = g.linear(x, linear_weight(model.output, "output"), "output")
+    logits = g.linear(x, head_w, "output", initializers=head[1:] if head else None)
     logits.name, logits.dtype, logits.shape = "logits", FLOAT, ir.Shape([batch, seq, args.vocab_size])
     graph = ir.Graph(inputs, [logits, *outputs], nodes=g.tape.nodes, initializers=g.tape.initializers,
                      opset_imports=OPSETS, name="edgellama_decoder")

@@ -20,7 +20,7 @@ class ExportOptions:
     quant: str = "8da4w"
     group_size: int = 32
     quant_algo: str = "rtn"
-    embedding_quant: str = "8w"  # "8w" | "4w" | "none"
+    embedding_quant: str = "8w"  # "8w" | "4w" | "head" (share the output head's table when tied) | "none"
     output_quant: str = "8w"  # the output head of int4 schemes: "8w" (per-channel) | "4w" (in groups of group_size)
     size_budget: float = 1.0  # > 1: mixed precision, sensitive linears at 8-bit within this x all-int4 size
     max_seq_len: int = 512
@@ -40,8 +40,8 @@ class ExportOptions:
             raise InputError(f"--quant {self.quant}: unknown scheme; use one of {', '.join(SCHEMES)}")
         if self.group_size not in GROUP_SIZES:
             raise InputError(f"--group-size {self.group_size}: use one of 32, 64, 128, 256 or 0 (per-channel)")
-        if self.embedding_quant not in ("8w", "4w", "none"):
-            raise InputError(f"--embedding-quant {self.embedding_quant}: use 8w, 4w or none")
+        if self.embedding_quant not in ("8w", "4w", "head", "none"):
+            raise InputError(f"--embedding-quant {self.embedding_quant}: use 8w, 4w, head or none")
         if self.output_quant not in ("8w", "4w"):
             raise InputError(f"--output-quant {self.output_quant}: use 8w (per-channel) or 4w (groups of --group-size)")
         if not 1.0 <= self.size_budget <= 2.0:

@@ -68,6 +68,11 @@ def test_unknown_output_head_scheme(ckpt, tmp_path):
     assert leftovers(tmp_path) == []
 
 
+def test_shared_embedding_table_is_onnx_only(ckpt, tmp_path):
+    assert_input_error(export(ckpt, tmp_path / "o", "--embedding-quant", "head"), "--embedding-quant head", "8w")
+    assert leftovers(tmp_path) == []
+
+
 def test_accuracy_level_is_onnx_only(ckpt, tmp_path):
     assert_input_error(export(ckpt, tmp_path / "o", "--accuracy-level", "4"), "--accuracy-level 4", "--target onnx")
     assert leftovers(tmp_path) == []

@@ -331,3 +331,30 @@ def test_group_size_128_on_a_wider_model(tmp_path):
     ids = list(range(3, 43))
     assert np.abs(session.prefill(ids) - twin.prefill(ids)).max() < 1e-3
     assert greedy(session, ids[:5], [], steps=20) == greedy(twin, ids[:5], [], steps=20)
+
+
+def test_tied_checkpoint_stores_one_table_for_embedding_and_head(tmp_path, tiny_hf_tied, sp_model):
+    """With embedding_quant "head" (the ONNX recipes) a tied checkpoint's embedding gathers from the
+    int4 head's own packed bytes: no table of its own, and greedy tokens still the twin's."""
+    import onnx
+
+    from checkpoints import write_hf
+    from edgellama.runtime.open import open_artifact
+    from edgellama.runtime.session import EagerSession
+    from edgellama.runtime.twin import twin_for
+
+    ckpt = write_hf(tmp_path / "tied", tiny_hf_tied, max_shard_size="10GB", tokenizer=sp_model)
+    out = tmp_path / "onnx"
+    code, _, err = export_onnx(ckpt, out, "--quant-algo", "rtn")
+    assert code == 0, err
+    proto = onnx.load(str(out / "model.onnx"), load_external_data=False)
+    names = {t.name for t in proto.graph.initializer}
+    assert "output.qweight" in names and not any(n.startswith("tok_embeddings.q") for n in names)
+    gather = next(n for n in proto.graph.node if n.op_type == "GatherBlockQuantized")
+    assert {a.name: onnx.helper.get_attribute_value(a) for a in gather.attribute}["bits"] == 4
+    session, manifest = open_artifact(out)
+    assert manifest["quantization"]["embedding"] == "head"
+    twin = EagerSession(twin_for(manifest), None, 160)
+    ids = session.tokenizer.encode("The tower is 324 metres tall , about the same height as an 81 @-@ storey")
+    assert np.abs(session.prefill(ids) - twin.prefill(ids)).max() < 1e-3
+    assert greedy(session, ids, []) == greedy(twin, ids, [])

@@ -118,23 +118,23 @@ def quantize_model(model: Transformer, spec: QuantSpec, progress: Progress | Non
     if spec.embedding != "none" and not shared:
         quantize_embedding(model, "8w" if spec.embedding == "head" else spec.embedding)
     if spec.output != "none":
-        quantize_output(model, spec, [model.norm(h) for h in hidden])
+        quantize_output(model, spec, hidden)
     if shared:
         embedding_from_head(model)
     return model
 
 
-def quantize_output(model: Transformer, spec: QuantSpec, head_inputs: list[torch.Tensor]) -> None:
+def quantize_output(model: Transformer, spec: QuantSpec, hidden: list[torch.Tensor]) -> None:
     """The output head: 8-bit per-channel, or 4-bit in the spec's groups with the spec's algorithm
-    (scale-search weighs by the calibration hidden states entering the head)."""
+    (scale-search weighs by the calibration hidden states after the last layer, normed)."""
     untie_output(model)
     bits, dynamic = SCHEMES[spec.output]
     if bits == 8:
         quantize_linear(model.output, 8, 0, dynamic, symmetric_rtn_algo, "output")
         return
     importance = {}
-    if head_inputs:
-        x = torch.cat([h.reshape(-1, h.shape[-1]).float() for h in head_inputs])
+    if hidden:
+        x = torch.cat([model.norm(h).reshape(-1, h.shape[-1]).float() for h in hidden])
         importance = {"output": (x * x).mean(0)}
     quantize_linear(model.output, 4, spec.group_size, dynamic, algorithm(spec.algo, importance), "output")
 

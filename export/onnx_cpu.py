@@ -17,8 +17,8 @@ MODEL_FILE = "model.onnx"
 # protobuf's 2 GB limit.
 DATA_FILE = "model.onnx.data"
 GENAI_CONFIG = "genai_config.json"
-# The output head: 8-bit per-channel, weight-only. MatMulNBits takes bits=8 in ORT 1.32; the
-# per-channel scale is repeated for each block of the row, which is exact.
+# The output head is weight-only: int4 in groups, or 8-bit per channel (MatMulNBits bits=8 in ORT
+# 1.32, the per-channel scale repeated for each block of the row, which is exact).
 OUTPUT_SCHEMES = {"8w": "8w", "4w": "4w"}
 SCHEMES = ("4w", "8w", "fp32")
 # MatMulNBits is weight-only: it has no form for torchao's per-token int8 activations (8da*). Its

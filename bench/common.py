@@ -12,6 +12,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"
 CACHE = REPO / ".cache" / "bench"  # git-ignored: synthetic checkpoints are many GB
+PEERS = REPO / ".cache" / "peers"  # git-ignored: our artifacts and the peers' builds, reused across runs
 
 
 def machine() -> dict:

@@ -3,9 +3,9 @@ the .pte that ExecuTorch's own exporter (`python -m executorch.extension.llm.exp
 makes from the same model at the same scheme (8da4w, group 32, 8-bit per-row embeddings, custom SDPA
 with KV cache, XNNPACK, same max_seq_len / max_context_len).
 
-Both artifacts are built into a cache folder (default: .cache/peers next to the installed edgellama
-package) and reused when present; the peer's is keyed by its options. export_llm on SmolLM2 takes the
-better part of an hour, so it can be built on its own first:
+Both artifacts are built into a cache folder (default: the repository's .cache/peers) and reused
+when present; the peer's is keyed by its options. export_llm on SmolLM2 takes the better part of an
+hour, so it can be built on its own first:
 
     nice -n 19 python bench/decode_speed.py --build-peer-only
 
@@ -26,16 +26,11 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import write_results  # noqa: E402
+from common import PEERS, write_results  # noqa: E402
 
 RECIPE = "xnnpack-8da4w"
 WIKITEXT = Path("/work/shared/data/wikitext-2/test.txt")
 
-
-def default_cache() -> Path:
-    import edgellama
-
-    return Path(edgellama.__file__).resolve().parents[1] / ".cache" / "peers"
 
 
 # --------------------------------------------------------------------------- our artifact
@@ -305,7 +300,7 @@ def main():
     ap.add_argument("--no-top1", action="store_true", help="skip top-1 agreement with fp32")
     ap.add_argument("--name", default="decode_speed-smollm2")
     a = ap.parse_args()
-    cache = a.cache or default_cache()
+    cache = a.cache or PEERS
     cache.mkdir(parents=True, exist_ok=True)
 
     ours = a.ours or ensure_ours(cache, a.recipe)

@@ -22,19 +22,13 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import write_results  # noqa: E402
+from common import PEERS, write_results  # noqa: E402
 
 WIKITEXT = Path("/work/shared/data/wikitext-2/test.txt")
 
 
-def default_cache() -> Path:
-    import edgellama
-
-    return Path(edgellama.__file__).resolve().parents[1] / ".cache" / "peers"
-
-
 def folder_bytes(folder: Path) -> int:
-    return sum(f.stat().st_size for f in folder.iterdir() if f.suffix in (".onnx", ".data") or f.name.endswith(".onnx.data"))
+    return sum(f.stat().st_size for f in folder.iterdir() if f.suffix in (".onnx", ".data"))
 
 
 def ensure_hf_folder(cache: Path) -> Path:
@@ -166,7 +160,7 @@ def main():
     from edgellama.formats import open_checkpoint
     from edgellama.tokenizer import tokenizer_for
 
-    cache = a.cache or default_cache()
+    cache = a.cache or PEERS
     cache.mkdir(parents=True, exist_ok=True)
     ours, ours_seconds = ensure_ours(cache, a.recipe, a.extra.split())
     manifest = json.loads((ours / "manifest.json").read_text())

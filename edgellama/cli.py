@@ -228,7 +228,7 @@ def eval_ppl(model: Optional[Path] = ModelOpt,
     from .formats import open_checkpoint
     from .layerwise import quantize_checkpoint
     from .quant import FLOAT_SCHEMES, QuantSpec, eager_twin
-    from .schemes import SCHEMES
+    from .schemes import SCHEMES, head_scheme
     from .tokenizer import tokenizer_for
 
     path = resolve_model(model)
@@ -244,11 +244,8 @@ def eval_ppl(model: Optional[Path] = ModelOpt,
     if not scored:
         raise InputError(f"{text}: fewer than {ctx} tokens; pass a longer text or a smaller --ctx")
     integer = quant not in FLOAT_SCHEMES
-    if output_quant not in ("8w", "4w"):
-        raise InputError(f"--output-quant {output_quant}: use 8w (per-channel) or 4w (groups of --group-size)")
-    head = ("8da" + output_quant if quant == "8da4w" else output_quant) if quant in ("8da4w", "4w") else "none"
     spec = QuantSpec(scheme=quant, group_size=group_size, algo=quant_algo, size_budget=size_budget if integer else 1.0,
-                     embedding=embedding_quant if integer else "none", output=head)
+                     embedding=embedding_quant if integer else "none", output=head_scheme(quant, output_quant))
     calib = None
     if spec.needs_calibration:
         calib = calibration_windows(tokenizer, calibration or DEFAULT_CALIBRATION)

@@ -10,6 +10,20 @@ SCHEMES = {
     "8w": (8, False), "4w": (4, False), "8da4w": (4, True), "8da8w": (8, True),
 }
 GROUP_SIZES = (32, 64, 128, 256, 0)  # 0 = per-channel
+HEAD_WIDTHS = ("8w", "4w")  # the output head of int4 schemes: per-channel int8, or int4 in groups
+
+
+def head_scheme(scheme: str, head: str) -> str:
+    """The output head's scheme for an int4 `scheme` and a head width from HEAD_WIDTHS: dynamic int8
+    activations exactly when the transformer linears have them ("8da4w" + "4w" -> "8da4w"); the
+    head of other schemes stays as loaded ("none")."""
+    if head not in HEAD_WIDTHS:
+        from .errors import InputError
+
+        raise InputError(f"--output-quant {head}: use 8w (per-channel) or 4w (groups of --group-size)")
+    if scheme not in ("8da4w", "4w"):
+        return "none"
+    return ("8da" if SCHEMES[scheme][1] else "") + head
 
 
 def linear_shapes(args: ModelArgs) -> list[tuple[str, int, int]]:

@@ -45,7 +45,7 @@ def export(model_path: Path, options: ExportOptions, out: Path, force: bool = Fa
     from edgellama.formats import open_checkpoint
     from edgellama.layerwise import quantize_checkpoint
     from edgellama.quant import FLOAT_SCHEMES, QuantSpec, algorithm, check_group_size
-    from edgellama.schemes import estimate_bytes, linear_shapes
+    from edgellama.schemes import estimate_bytes, head_scheme, linear_shapes
     from edgellama.tokenizer import tokenizer_for
 
     from .artifact import check_destination, staging, write_manifest
@@ -63,7 +63,7 @@ def export(model_path: Path, options: ExportOptions, out: Path, force: bool = Fa
     integer = options.quant not in FLOAT_SCHEMES
     spec = QuantSpec(scheme=options.quant, group_size=options.group_size, algo=options.quant_algo,
                      embedding=options.embedding_quant if integer else "none",
-                     output=target.OUTPUT_SCHEMES[options.output_quant] if options.quant in ("8da4w", "4w") else "none",
+                     output=head_scheme(options.quant, options.output_quant),
                      size_budget=options.size_budget if integer else 1.0)
     calibration, calibration_info = None, None
     if spec.needs_calibration:

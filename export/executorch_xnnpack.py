@@ -14,9 +14,9 @@ from edgellama.model import RMSNorm, Rotary
 from .options import ExportOptions
 
 MODEL_FILE = "model.pte"
-# The output head runs with dynamic int8 activations: XNNPACK computes that exactly as torchao's
-# eager model does (max |diff| 2e-7, measured), and weight-only linears are broken here (below).
-OUTPUT_SCHEMES = {"8w": "8da8w", "4w": "8da4w"}
+# The output head follows the linears' 8da scheme (schemes.head_scheme): XNNPACK computes dynamic int8
+# activations exactly as torchao's eager model does (max |diff| 2e-7, measured), and weight-only
+# linears are broken here (below).
 # executorch 1.5.1's XNNPACK delegate drops the weight scales of weight-only quantized linears
 # (torchao IntxWeightOnlyConfig): a 4w or 8w linear comes out 1/scale too large (measured:
 # max |diff| 147 for 4w g32, 2900 for 8w, on outputs of magnitude 1), so those schemes are refused.

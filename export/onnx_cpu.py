@@ -17,9 +17,8 @@ MODEL_FILE = "model.onnx"
 # protobuf's 2 GB limit.
 DATA_FILE = "model.onnx.data"
 GENAI_CONFIG = "genai_config.json"
-# The output head is weight-only: int4 in groups, or 8-bit per channel (MatMulNBits bits=8 in ORT
-# 1.32, the per-channel scale repeated for each block of the row, which is exact).
-OUTPUT_SCHEMES = {"8w": "8w", "4w": "4w"}
+# The output head is weight-only, as the 4w linears (schemes.head_scheme): int4 in groups, or 8-bit per
+# channel (MatMulNBits bits=8 in ORT 1.32, the per-channel scale repeated for each block of the row, exact).
 SCHEMES = ("4w", "8w", "fp32")
 # MatMulNBits is weight-only: it has no form for torchao's per-token int8 activations (8da*). Its
 # accuracy_level 4 quantizes activations too, but per block and symmetric, which is another scheme.

@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from edgellama.errors import InputError
-from edgellama.schemes import GROUP_SIZES, SCHEMES
+from edgellama.schemes import GROUP_SIZES, SCHEMES, head_scheme
 
 TARGETS = ("xnnpack", "onnx")  # qnn is planned (issue), not built yet
 RECIPES = Path(__file__).parent / "recipes"
@@ -42,8 +42,7 @@ class ExportOptions:
             raise InputError(f"--group-size {self.group_size}: use one of 32, 64, 128, 256 or 0 (per-channel)")
         if self.embedding_quant not in ("8w", "4w", "head", "none"):
             raise InputError(f"--embedding-quant {self.embedding_quant}: use 8w, 4w, head or none")
-        if self.output_quant not in ("8w", "4w"):
-            raise InputError(f"--output-quant {self.output_quant}: use 8w (per-channel) or 4w (groups of --group-size)")
+        head_scheme(self.quant, self.output_quant)
         if not 1.0 <= self.size_budget <= 2.0:
             raise InputError(f"--size-budget {self.size_budget}: a size ratio over all-int4 linears; use 1.0 (off) to 2.0")
         if self.dtype not in ("fp32", "fp16", "bf16"):

@@ -12,7 +12,11 @@ hour, so it can be built on its own first:
 Each .pte runs in its own worker process (TextLLMRunner loaded once, then 1 warm-up); the measured
 generations alternate between the workers so machine noise falls on both.
 
-Usage: python bench/decode_speed.py [--runs 5] [--new-tokens 128] [--threads 2] [--cache DIR]"""
+With `--target onnx` it measures our ONNX export against onnxruntime_genai's model builder instead
+(bench/onnx_decode_speed.py, whose options follow).
+
+Usage: python bench/decode_speed.py [--runs 5] [--new-tokens 128] [--threads 2] [--cache DIR]
+       python bench/decode_speed.py --target onnx [--runs 5] [--block-size 32] [--accuracy-level 4]"""
 from __future__ import annotations
 
 import argparse
@@ -287,7 +291,16 @@ def top1_agreement(ptes: dict, tokenizer_file: Path, n_tokens: int = 96) -> dict
 
 
 def main():
+    pick = argparse.ArgumentParser(add_help=False)
+    pick.add_argument("--target", choices=["xnnpack", "onnx"], default="xnnpack")
+    target, argv = pick.parse_known_args()
+    if target.target == "onnx":
+        import onnx_decode_speed
+
+        return onnx_decode_speed.main(argv)
     ap = argparse.ArgumentParser()
+    ap.add_argument("--target", choices=["xnnpack", "onnx"], default="xnnpack",
+                    help="onnx: our ONNX export against onnxruntime_genai's builder (bench/onnx_decode_speed.py)")
     ap.add_argument("--recipe", default=RECIPE)
     ap.add_argument("--cache", type=Path, default=None)
     ap.add_argument("--ours", type=Path, default=None, help="an existing artifact folder instead of exporting")
@@ -299,7 +312,7 @@ def main():
     ap.add_argument("--peer-layers", type=int, default=None, help="truncate the peer (a dry run of export_llm)")
     ap.add_argument("--no-top1", action="store_true", help="skip top-1 agreement with fp32")
     ap.add_argument("--name", default="decode_speed-smollm2")
-    a = ap.parse_args()
+    a = ap.parse_args(argv)
     cache = a.cache or PEERS
     cache.mkdir(parents=True, exist_ok=True)
 

@@ -2,9 +2,10 @@
 
 Both models: int4 MatMulNBits, the same block size and accuracy level, run by onnxruntime_genai with
 the same intra-op thread count. Reported per model: prefill and decode tok/s (greedy, 128 new
-tokens after a 100-token WikiText-2 prompt, median of 5 generations, alternating between the
-models, which goes first swapping each run, after one warm-up each), size, and perplexity on WikiText-2 test.txt windows (each window
-scored on its second half, as `edgellama eval-ppl`) with its delta over our fp32 model.
+tokens after a 100-token WikiText-2 prompt; the median of 2 x 5 generations, 5 with each model
+loaded first into the process, alternating between the models, which goes first swapping each run,
+after one warm-up each), size, and perplexity on WikiText-2 test.txt windows (each window scored on
+its second half, as `edgellama eval-ppl`) with its delta over our fp32 model.
 
 The builder needs a Hugging Face folder: transformers reads the embedded GGUF (dequantizing it) and
 writes one, once, into the cache. Built artifacts are cached by their options.
@@ -139,21 +140,24 @@ def fp32_perplexity(windows: list[list[int]]) -> float:
     return eager_perplexity(model, windows).ppl
 
 
-def main():
-    ap = argparse.ArgumentParser()
+def main(argv: list[str] | None = None):
+    ap = argparse.ArgumentParser(prog="decode_speed.py --target onnx")
     ap.add_argument("--recipe", default="onnx-4w-a8")
     ap.add_argument("--extra", default="", help="more export options for ours, e.g. '--output-quant 4w'")
     ap.add_argument("--block-size", type=int, default=32)
     ap.add_argument("--accuracy-level", type=int, default=4)
     ap.add_argument("--cache", type=Path, default=None)
-    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--runs", type=int, default=5, help="generations per model for each load order")
     ap.add_argument("--new-tokens", type=int, default=128)
     ap.add_argument("--prompt-tokens", type=int, default=100)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--with-optimum", action="store_true",
+                    help="also optimum-onnx's fp32 export + MatMulNBitsQuantizer (bench/optimum_peer.py)")
+    ap.add_argument("--pause", type=float, default=0.5, help="seconds idle before each timed generation")
     ap.add_argument("--windows", type=int, default=8, help="WikiText-2 test windows of --ctx tokens for perplexity")
     ap.add_argument("--ctx", type=int, default=512)
     ap.add_argument("--name", default="onnx_decode_speed-smollm2")
-    a = ap.parse_args()
+    a = ap.parse_args(argv)
 
     from edgellama.default_model import default_model_path
     from edgellama.evaluate import text_windows
@@ -166,7 +170,8 @@ def main():
     manifest = json.loads((ours / "manifest.json").read_text())
     o = manifest["options"]
     assert o["group_size"] == a.block_size and o["accuracy_level"] == a.accuracy_level, (
-        f"our recipe has block {o['group_size']}, accuracy level {o['accuracy_level']}; pass matching --block-size/--accuracy-level")
+        f"our recipe has block {o['group_size']}, accuracy level {o['accuracy_level']}; "
+        "pass matching --block-size/--accuracy-level")
     peer, peer_seconds = ensure_builder_model(cache, ensure_hf_folder(cache), a.block_size, a.accuracy_level)
 
     tok = tokenizer_for(open_checkpoint(default_model_path()))
@@ -174,45 +179,78 @@ def main():
     prompt = tok.encode(text[:4000], bos=False)[:a.prompt_tokens]
     windows = text_windows(tok, text, a.ctx, a.windows)
 
-    models = {"ours": genai_model(ours, a.threads), "builder": genai_model(peer, a.threads)}
-    for name, m in models.items():
-        generate(m, prompt, 8)  # warm-up
-    runs = {name: [] for name in models}
-    for r in range(a.runs):
-        order = list(models.items()) if r % 2 == 0 else list(models.items())[::-1]  # neither always goes first
-        for name, m in order:
-            res = generate(m, prompt, a.new_tokens)
-            runs[name].append(res)
-            print(f"run {r + 1} {name}: prefill {res['prefill_tok_s']:.1f} tok/s, decode {res['decode_tok_s']:.1f} tok/s",
-                  flush=True)
-    ppl = {name: perplexity(m, windows) for name, m in models.items()}
+    hf = ensure_hf_folder(cache)
+    built = {"ours": (ours, ours_seconds, f"edgellama export --recipe {a.recipe} {a.extra}".strip()),
+             "builder": (peer, peer_seconds, f"onnxruntime_genai.models.builder -p int4 block_size={a.block_size} "
+                                             f"accuracy_level={a.accuracy_level}")}
+    if a.with_optimum:
+        from optimum_peer import ensure_optimum_model
+
+        folder, seconds = ensure_optimum_model(cache, hf, a.block_size, a.accuracy_level)
+        built["optimum"] = (folder, seconds, f"optimum-cli export onnx (fp32) + MatMulNBitsQuantizer "
+                                             f"block_size={a.block_size} accuracy_level={a.accuracy_level}")
+    names = list(built)
+    runs = {name: [] for name in names}
+    ppl = {}
+    # Of two models loaded into one process, the one loaded second decodes ~5% faster on this box
+    # (measured: one model loaded twice, 20 alternating generations, either load order). So every
+    # model is loaded first for an equal share of the runs, each load order with fresh sessions.
+    for k in range(len(names)):
+        load_order = names[k:] + names[:k]
+        models = {name: genai_model(built[name][0], a.threads) for name in load_order}
+        for m in models.values():
+            generate(m, prompt, 8)  # warm-up
+        for r in range(a.runs):
+            for name in load_order if r % 2 == 0 else load_order[::-1]:  # none always goes first
+                time.sleep(a.pause)  # the other sessions' threads spin-wait after a run: let them go idle
+                res = generate(models[name], prompt, a.new_tokens)
+                runs[name].append({**res, "loaded": load_order.index(name) + 1})
+                print(f"{name} (loaded {load_order.index(name) + 1}): prefill {res['prefill_tok_s']:.1f} tok/s, "
+                      f"decode {res['decode_tok_s']:.1f} tok/s", flush=True)
+        if not ppl:
+            ppl = {name: perplexity(m, windows) for name, m in models.items()}
+        del models
     ppl_fp32 = fp32_perplexity(windows)
 
-    def median(name, key):
-        return statistics.median(r[key] for r in runs[name])
+    def median(name, key, loaded=None):
+        return statistics.median(r[key] for r in runs[name] if loaded in (None, r["loaded"]))
 
     rows, record = [], {"threads": a.threads, "prompt_tokens": len(prompt), "new_tokens": a.new_tokens,
-                        "runs": a.runs, "ppl_windows": len(windows), "ctx": a.ctx, "ppl_fp32": ppl_fp32,
+                        "runs_per_load_order": a.runs, "pause_s": a.pause, "ppl_windows": len(windows),
+                        "ctx": a.ctx, "ppl_fp32": ppl_fp32,
                         "block_size": a.block_size, "accuracy_level": a.accuracy_level, "models": {}}
-    for name, folder, seconds in (("ours", ours, ours_seconds), ("builder", peer, peer_seconds)):
-        m = {"folder": str(folder), "mib": folder_bytes(folder) / 2**20, "build_seconds": seconds,
+    for name, (folder, seconds, how) in built.items():
+        m = {"folder": str(folder), "built_by": how, "mib": folder_bytes(folder) / 2**20, "build_seconds": seconds,
              "prefill_tok_s": median(name, "prefill_tok_s"), "decode_tok_s": median(name, "decode_tok_s"),
              "ppl": ppl[name], "ppl_delta": ppl[name] - ppl_fp32, "runs": runs[name]}
         record["models"][name] = m
-        built = (f"edgellama export --recipe {a.recipe} {a.extra}".strip() if name == "ours"
-                 else f"onnxruntime_genai.models.builder -p int4 block_size={a.block_size} accuracy_level={a.accuracy_level}")
-        rows.append([name, built, f"{m['mib']:.1f}", f"{seconds / 60:.1f}", f"{m['prefill_tok_s']:.1f}",
+        rows.append([name, how, f"{m['mib']:.1f}", f"{seconds / 60:.1f}", f"{m['prefill_tok_s']:.1f}",
                      f"{m['decode_tok_s']:.1f}", f"{m['ppl']:.3f}", f"{m['ppl_delta']:+.3f}"])
-    us, them = record["models"]["ours"], record["models"]["builder"]
-    record["decode_ratio"] = us["decode_tok_s"] / them["decode_tok_s"]
-    record["same_greedy_tokens"] = us["runs"][0]["tokens"] == them["runs"][0]["tokens"]
-    rows.append(["ours / builder", "", f"{us['mib'] / them['mib']:.2f}", "",
-                 f"{us['prefill_tok_s'] / them['prefill_tok_s']:.2f}", f"**{record['decode_ratio']:.2f}**", "",
-                 f"{us['ppl_delta'] / them['ppl_delta']:.2f}x"])
+    us = record["models"]["ours"]
+    for peer_name in names[1:]:
+        them = record["models"][peer_name]
+        record[f"decode_ratio_{peer_name}"] = us["decode_tok_s"] / them["decode_tok_s"]
+        rows.append([f"ours / {peer_name}", "", f"{us['mib'] / them['mib']:.2f}", "",
+                     f"{us['prefill_tok_s'] / them['prefill_tok_s']:.2f}",
+                     f"**{record[f'decode_ratio_{peer_name}']:.2f}**", "",
+                     f"{us['ppl_delta'] / them['ppl_delta']:.2f}x"])
+    record["decode_ratio"] = record["decode_ratio_builder"]
+    record["same_greedy_tokens"] = us["runs"][0]["tokens"] == record["models"]["builder"]["runs"][0]["tokens"]
+    # ours / builder when both were loaded in the same positions of a load order
+    record["decode_ratio_builder_by_ours_position"] = {
+        n: median("ours", "decode_tok_s", n) / median("builder", "decode_tok_s", (n % len(names)) + 1)
+        for n in range(1, len(names) + 1)}
     header = ["ONNX model", "built by", "MiB", "build min", "prefill tok/s", "decode tok/s",
               f"ppl ({len(windows)} x {a.ctx} test)", f"delta vs fp32 {ppl_fp32:.3f}"]
     path = write_results(a.name, record, rows, header)
-    print(path.with_suffix(".md").read_text())
+    by_position = ", ".join(f"{r:.2f} with ours loaded {n}"
+                            for n, r in record["decode_ratio_builder_by_ours_position"].items())
+    with open(path, "a") as f:
+        f.write(f"\nonnxruntime_genai, {a.threads} intra-op threads each, greedy, {a.new_tokens} new tokens after a "
+                f"{len(prompt)}-token WikiText-2 prompt; medians of {len(names) * a.runs} generations per model "
+                f"({a.runs} with each model loaded first), alternating, {a.pause} s idle before each. "
+                f"Decode ours / builder by load position: {by_position}.\n")
+    print(path.read_text())
 
 
 if __name__ == "__main__":

@@ -172,7 +172,8 @@ def lower(program, metadata: dict):
         edge = to_edge_transform_and_lower(
             program, partitioner=[XnnpackPartitioner()], constant_methods=metadata,
             compile_config=EdgeCompileConfig(_check_ir_validity=False, _skip_dim_order=True))
-    edge = edge.transform([ConvertToLinearPass()])  # anything XNNPACK left runs as linear, not transpose + mm
+    if {"mm", "addmm"} & set(ops_outside_delegates(edge)):  # (the pass costs ~14 s on SmolLM2 even as a no-op)
+        edge = edge.transform([ConvertToLinearPass()])  # what XNNPACK left runs as linear, not transpose + mm
     # Quant fusion turns torchao's dequantize_affine -> embedding into quantized_decomposed::embedding_byte
     # (ExecuTorch's quantized embedding kernel), as ExecuTorch's own LLM export does.
     return edge, edge.to_executorch(ExecutorchBackendConfig(
@@ -204,17 +205,20 @@ def _op_name(node) -> str:
     return parts[-2] if len(parts) >= 2 and parts[-1] in ("default", "Tensor", "out", "int") else parts[-1]
 
 
+def ops_outside_delegates(edge) -> list[str]:
+    return [_op_name(n) for n in edge.exported_program().graph_module.graph.nodes if n.op == "call_function"
+            and "executorch_call_delegate" not in str(n.target) and "getitem" not in str(n.target)]
+
+
 def delegation_summary(edge) -> dict:
     """How much of the graph XNNPACK took: linears inside delegates, and any matmul (or other op)
     left to run on ExecuTorch's portable kernels."""
     from executorch.exir.lowered_backend_module import get_lowered_backend_modules
 
-    gm = edge.exported_program().graph_module
-    lowered = get_lowered_backend_modules(gm)
+    lowered = get_lowered_backend_modules(edge.exported_program().graph_module)
     delegated = sum(1 for lm in lowered for n in lm.original_module.graph.nodes
                     if n.op == "call_function" and _op_name(n) in MATMULS)
-    outside = [_op_name(n) for n in gm.graph.nodes if n.op == "call_function"
-               and "executorch_call_delegate" not in str(n.target) and "getitem" not in str(n.target)]
+    outside = ops_outside_delegates(edge)
     return {"delegate_calls": len(lowered), "delegated_linears": delegated,
             "undelegated_matmuls": sorted(n for n in set(outside) if n in MATMULS),
             "portable_ops": sorted(set(outside))}

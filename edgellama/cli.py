@@ -161,6 +161,7 @@ def export_cmd(out: Path = typer.Option(..., "--out", "-o", help="Artifact folde
                dtype: Optional[str] = typer.Option(None, "--dtype"),
                accuracy_level: Optional[int] = typer.Option(None, "--accuracy-level", help="onnx: MatMulNBits accuracy_level, 1 = fp32 (default), 4 = int8 activations."),
                calibration: Optional[str] = typer.Option(None, "--calibration", help="Text for calibrating algorithms (default: WikiText-2 valid.txt)."),
+               logits: Optional[str] = typer.Option(None, "--logits", help="last (xnnpack default: the position a runner samples from) | all (onnx default; parity steps a last-only .pte one token at a time)."),
                force: bool = typer.Option(False, "--force", help="Replace --out if it exists."),
                as_json: bool = typer.Option(False, "--json", help="Print the manifest as JSON.")):
     """Export a checkpoint to an artifact folder (model + tokenizer + manifest.json)."""
@@ -174,7 +175,8 @@ def export_cmd(out: Path = typer.Option(..., "--out", "-o", help="Artifact folde
                                    size_budget=size_budget, embedding_quant=embedding_quant, output_quant=output_quant,
                                    max_seq_len=max_seq_len,
                                    max_context_len=max_context_len, dtype=dtype,
-                                   accuracy_level=accuracy_level, calibration=calibration).items() if v is not None}
+                                   accuracy_level=accuracy_level, calibration=calibration,
+                                   logits=logits).items() if v is not None}
     # Options given on the command line override the recipe; with no recipe, a target's default recipe.
     default = {"xnnpack": "xnnpack-8da4w", "onnx": "onnx-4w"}.get(given.get("target", "xnnpack"))
     base = load_recipe(recipe or default) if (recipe or default) else {}

@@ -96,14 +96,27 @@ def prepare_for_xnnpack(model) -> None:
     model.norm = as_xnnpack_norm(model.norm)
 
 
+class LastLogits(torch.nn.Module):
+    """forward(tokens, input_pos) -> the last position's logits [1, 1, V], as ExecuTorch's own LLM export
+    makes them: TextLLMRunner samples from the last row, so the head need not run on the other T - 1."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, tokens, input_pos):
+        return self.model(tokens, input_pos, last_only=True)
+
+
 def export_program(model, options: ExportOptions):
     """torch.export of forward(tokens[1, T], input_pos[1]) with 1 <= T <= max_seq_len."""
     prepare_for_xnnpack(model)
     install_static_cache(model, options.max_context_len, dtype=torch.float32, kind="executorch")
     example = (torch.zeros(1, 2, dtype=torch.long), torch.tensor([0], dtype=torch.long))
     seq = torch.export.Dim("seq", min=1, max=options.max_seq_len)
+    module = LastLogits(model) if options.logits == "last" else model
     with torch.no_grad():
-        return torch.export.export(model, example, dynamic_shapes=({1: seq}, None), strict=False)
+        return torch.export.export(module, example, dynamic_shapes=({1: seq}, None), strict=False)
 
 
 @contextmanager
@@ -191,7 +204,8 @@ def write_model(model, tokenizer, options: ExportOptions, folder: Path, say) -> 
     say("writing model.pte")
     with open(folder / MODEL_FILE, "wb") as f:
         et_program.write_to_file(f)
-    return {"model_file": MODEL_FILE, "runtime": "executorch", "backend": "xnnpack", **metadata,
+    return {"model_file": MODEL_FILE, "runtime": "executorch", "backend": "xnnpack", "logits": options.logits,
+            **metadata,
             "delegation": delegation_summary(edge)}
 
 

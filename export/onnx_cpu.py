@@ -32,6 +32,9 @@ def check_options(options: ExportOptions) -> None:
                          f"use --quant {INSTEAD.get(options.quant, '4w')}, or --target xnnpack for {options.quant}")
     if options.dtype != "fp32":
         raise InputError(f"--dtype {options.dtype}: the ONNX export computes in fp32 on CPU; use --dtype fp32")
+    if options.logits != "all":
+        raise InputError("--logits last: onnxruntime-genai binds a logits buffer for every prompt position; "
+                         "use --logits all (the default) for --target onnx")
     if options.accuracy_level not in ACCURACY_LEVELS:
         raise InputError(f"--accuracy-level {options.accuracy_level}: use 0, 1 (fp32), 2 (fp16), 3 (bf16) or 4 (int8)")
 

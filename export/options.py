@@ -28,6 +28,7 @@ class ExportOptions:
     dtype: str = "fp32"
     accuracy_level: int | None = None  # onnx only: MatMulNBits accuracy_level; defaults to 1 (fp32)
     calibration: str | None = None  # text file for algorithms that calibrate; default WikiText-2 valid.txt
+    logits: str | None = None  # "last" (the position a runner samples from) | "all"; default: xnnpack last, onnx all
     recipe: str | None = None
 
     def to_dict(self) -> dict:
@@ -55,6 +56,10 @@ class ExportOptions:
                              f"--target {self.target}")
         if self.target == "onnx" and self.accuracy_level is None:
             self.accuracy_level = 1
+        if self.logits is None:
+            self.logits = "all" if self.target == "onnx" else "last"
+        if self.logits not in ("last", "all"):
+            raise InputError(f"--logits {self.logits}: use last (the last position's only) or all")
         if self.max_context_len is None:
             self.max_context_len = self.max_seq_len
         if not self.max_seq_len <= self.max_context_len <= model_context:

@@ -68,6 +68,13 @@ def test_unknown_output_head_scheme(ckpt, tmp_path):
     assert leftovers(tmp_path) == []
 
 
+def test_logits_choice(ckpt, tmp_path):
+    assert_input_error(export(ckpt, tmp_path / "o", "--logits", "first"), "--logits first", "last")
+    assert_input_error(export(ckpt, tmp_path / "o", "--target", "onnx", "--logits", "last"), "--logits last",
+                       "--logits all")
+    assert leftovers(tmp_path) == []
+
+
 def test_shared_embedding_table_is_onnx_only(ckpt, tmp_path):
     assert_input_error(export(ckpt, tmp_path / "o", "--embedding-quant", "head"), "--embedding-quant head", "8w")
     assert leftovers(tmp_path) == []

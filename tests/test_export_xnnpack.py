@@ -78,7 +78,8 @@ def test_textllmrunner_generates_the_pte_greedy_tokens(tiny_pte, prompt):
 
 def test_pte_logits_match_eager_twin(tiny_pte):
     """The .pte against the eager model quantized with the same spec, teacher-forced over a prompt
-    longer than get_max_seq_len (so chunked as the runner does), then decode steps. The twin's
+    (the default .pte returns the last position's logits only, so the rows come one step at a
+    time, as parity reads them), then decode steps. The twin's
     dynamically quantized linears compute as XNNPACK's kernels do, bit for bit on x86
     (runtime/xnnpack_twin.py), but the float ops between them (RMSNorm, SiLU, SDPA) round
     differently in the last bit, and a 1e-7 difference that moves one int8 activation code shows
@@ -87,6 +88,7 @@ def test_pte_logits_match_eager_twin(tiny_pte):
     import numpy as np
 
     from edgellama.runtime.open import open_artifact
+    from edgellama.runtime.parity import prefill_rows
     from edgellama.runtime.session import EagerSession
     from edgellama.runtime.twin import twin_for
 
@@ -95,13 +97,35 @@ def test_pte_logits_match_eager_twin(tiny_pte):
     ids = session.tokenizer.encode("The tower is 324 metres tall , about the same height as an 81 @-@ storey "
                                    "building , and the tallest structure in Paris . Its base is square , measuring "
                                    "125 metres on each side .")[:100]
-    a, b = session.prefill(ids), eager.prefill(ids)
+    a, b = prefill_rows(session, ids), prefill_rows(eager, ids)
     assert len(ids) > 64 and a.shape == b.shape
     per_row = np.abs(a - b).max(-1)
     assert per_row[:8].max() < 1e-5 and np.median(per_row) < 1e-5
     assert (a.argmax(-1) == b.argmax(-1)).mean() >= 0.95
     steps = np.array([np.abs(session.decode(t) - eager.decode(t)).max() for t in (5, 17, 300, 42, 99)])
     assert steps.max() < 0.5
+
+
+def test_last_position_logits_only_by_default(tiny_pte, tiny_meta, tmp_path):
+    """The default .pte returns the last position's logits (the head runs on one row per forward
+    call); `--logits all` returns every row, and its last row is the same."""
+    import numpy as np
+
+    from edgellama.runtime.open import open_artifact
+
+    out = tmp_path / "tiny-all"
+    code, _, err = run_cli("export", "--model", tiny_meta, "--recipe", "xnnpack-8da4w", "--max-seq-len", "32",
+                           "--max-context-len", "160", "--logits", "all", "--out", out)
+    assert code == 0, err
+    last, manifest = open_artifact(tiny_pte)
+    every, _ = open_artifact(out)
+    assert manifest["runtime"]["logits"] == "last" and manifest["options"]["logits"] == "last"
+    ids = last.tokenizer.encode("The tower is 324 metres tall , about the same height as an 81 @-@ storey building")
+    assert len(ids) > 32  # more than one chunk: one row per chunk
+    rows_last, rows_every = last.prefill(ids), every.prefill(ids)
+    assert rows_last.shape == (-(-len(ids) // 32), 384) and rows_every.shape == (len(ids), 384)
+    assert np.abs(rows_last[-1] - rows_every[-1]).max() < 1e-5
+    assert np.abs(last.decode(7) - every.decode(7)).max() < 1e-5
 
 
 def test_runner_metadata(tiny_pte, sp_model):

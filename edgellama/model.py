@@ -171,10 +171,13 @@ class Transformer(nn.Module):
         if args.tie_embeddings:
             self.output.weight = self.tok_embeddings.weight
 
-    def forward(self, tokens: torch.Tensor, input_pos: torch.Tensor | None = None,
-                last_only: bool = False) -> torch.Tensor:
-        """tokens [B, T] -> logits [B, T, V] ([B, 1, V] with `last_only`). `input_pos` ([1], the first
-        token's position) is only meaningful once a KV cache is installed; without one, positions start at 0."""
+    def forward(self, tokens: torch.Tensor, input_pos: torch.Tensor | None = None) -> torch.Tensor:
+        """tokens [B, T] -> logits [B, T, V]. `input_pos` ([1], the first token's position)
+        is only meaningful once a KV cache is installed; without one, positions start at 0."""
+        return self.output(self.norm(self.hidden(tokens, input_pos)))
+
+    def hidden(self, tokens: torch.Tensor, input_pos: torch.Tensor | None = None) -> torch.Tensor:
+        """The last layer's output [B, T, dim], before the final norm and the head."""
         t = tokens.shape[1]
         positions = torch.arange(t, device=tokens.device)
         if input_pos is not None:
@@ -183,6 +186,4 @@ class Transformer(nn.Module):
         h = self.tok_embeddings(tokens)
         for layer in self.layers:
             h = layer(h, cos, sin, positions)
-        if last_only:  # what a runner samples from; the head then costs one row per prompt, not T
-            h = h[:, -1:]
-        return self.output(self.norm(h))
+        return h

@@ -105,7 +105,14 @@ class LastLogits(torch.nn.Module):
         self.model = model
 
     def forward(self, tokens, input_pos):
-        return self.model(tokens, input_pos, last_only=True)
+        m = self.model
+        h = m.hidden(tokens, input_pos)
+        # h[:, -1:] would be a slice of a dynamic-length tensor, which XNNPACK does not delegate: the
+        # head would land in a partition of its own, one more delegate call per decode step. A
+        # one-hot row times h is a bmm XNNPACK takes, so the graph stays one partition per layer.
+        t = tokens.shape[1]
+        pick = (torch.arange(t) == t - 1).to(h.dtype).reshape(1, 1, t)
+        return m.output(m.norm(torch.bmm(pick, h)))
 
 
 def export_program(model, options: ExportOptions):

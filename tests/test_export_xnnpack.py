@@ -118,8 +118,11 @@ def test_last_position_logits_only_by_default(tiny_pte, tiny_meta, tmp_path):
                            "--max-context-len", "160", "--logits", "all", "--out", out)
     assert code == 0, err
     last, manifest = open_artifact(tiny_pte)
-    every, _ = open_artifact(out)
+    every, every_manifest = open_artifact(out)
     assert manifest["runtime"]["logits"] == "last" and manifest["options"]["logits"] == "last"
+    # picking the last row adds no partition (a bmm with a one-hot row, which XNNPACK takes)
+    calls = [m["runtime"]["delegation"]["delegate_calls"] for m in (manifest, every_manifest)]
+    assert calls[0] == calls[1]
     ids = last.tokenizer.encode("The tower is 324 metres tall , about the same height as an 81 @-@ storey building")
     assert len(ids) > 32  # more than one chunk: one row per chunk
     rows_last, rows_every = last.prefill(ids), every.prefill(ids)
@@ -150,8 +153,9 @@ def test_every_transformer_linear_is_delegated(tiny_pte):
     manifest = json.loads((tiny_pte / "manifest.json").read_text())
     delegation = manifest["runtime"]["delegation"]
     assert delegation["undelegated_matmuls"] == []
-    # every layer's q,k,v,o,w1,w2,w3, the head, and the RoPE rotations written as linears
-    assert delegation["delegated_linears"] == 3 * 7 + 1 + 3 * 2
+    # every layer's q,k,v,o,w1,w2,w3, the head, the RoPE rotations written as linears, and the bmm
+    # that picks the last row for the head
+    assert delegation["delegated_linears"] == 3 * 7 + 1 + 3 * 2 + 1
 
 
 def test_manifest_hash_mismatch_is_refused(tiny_pte, tmp_path):
@@ -177,7 +181,7 @@ def test_small_recipe_int4_head_runs_in_the_runner(tiny_meta, tmp_path):
     assert code == 0, err
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["quantization"]["output"] == "8da4w" and manifest["quantization"]["keep_8bit"] == []
-    assert manifest["runtime"]["delegation"]["delegated_linears"] == 3 * 7 + 1 + 3 * 2
+    assert manifest["runtime"]["delegation"]["delegated_linears"] == 3 * 7 + 1 + 3 * 2 + 1  # (+ last-row bmm)
     tok = open_artifact(out)[0].tokenizer
     ids = tok.encode("The tower is")
     assert_same_tokens(tok, runner_pieces(out, "The tower is", 32), pte_greedy(out, ids, 32), after=ids[-1])

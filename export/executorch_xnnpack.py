@@ -211,8 +211,7 @@ def write_model(model, tokenizer, options: ExportOptions, folder: Path, say) -> 
     say("writing model.pte")
     with open(folder / MODEL_FILE, "wb") as f:
         et_program.write_to_file(f)
-    return {"model_file": MODEL_FILE, "runtime": "executorch", "backend": "xnnpack", "logits": options.logits,
-            **metadata,
+    return {"model_file": MODEL_FILE, "runtime": "executorch", "backend": "xnnpack", **metadata,
             "delegation": delegation_summary(edge)}
 
 

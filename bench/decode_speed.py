@@ -298,9 +298,8 @@ def main():
         import onnx_decode_speed
 
         return onnx_decode_speed.main(argv)
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--target", choices=["xnnpack", "onnx"], default="xnnpack",
-                    help="onnx: our ONNX export against onnxruntime_genai's builder (bench/onnx_decode_speed.py)")
+    ap = argparse.ArgumentParser(epilog="--target onnx: our ONNX export against onnxruntime_genai's builder "
+                                        "(bench/onnx_decode_speed.py; see --target onnx --help)")
     ap.add_argument("--recipe", default=RECIPE)
     ap.add_argument("--cache", type=Path, default=None)
     ap.add_argument("--ours", type=Path, default=None, help="an existing artifact folder instead of exporting")

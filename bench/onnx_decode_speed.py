@@ -2,8 +2,8 @@
 
 Both models: int4 MatMulNBits, the same block size and accuracy level, run by onnxruntime_genai with
 the same intra-op thread count. Reported per model: prefill and decode tok/s (greedy, 128 new
-tokens after a 100-token WikiText-2 prompt; the median of 2 x 5 generations, 5 with each model
-loaded first into the process, alternating between the models, which goes first swapping each run,
+tokens after a 100-token WikiText-2 prompt; the median of (models x --runs) generations, --runs with
+each model loaded first into the process, alternating between the models, which goes first swapping each run,
 after one warm-up each), size, and perplexity on WikiText-2 test.txt windows (each window scored on
 its second half, as `edgellama eval-ppl`) with its delta over our fp32 model.
 
@@ -172,14 +172,14 @@ def main(argv: list[str] | None = None):
     assert o["group_size"] == a.block_size and o["accuracy_level"] == a.accuracy_level, (
         f"our recipe has block {o['group_size']}, accuracy level {o['accuracy_level']}; "
         "pass matching --block-size/--accuracy-level")
-    peer, peer_seconds = ensure_builder_model(cache, ensure_hf_folder(cache), a.block_size, a.accuracy_level)
+    hf = ensure_hf_folder(cache)
+    peer, peer_seconds = ensure_builder_model(cache, hf, a.block_size, a.accuracy_level)
 
     tok = tokenizer_for(open_checkpoint(default_model_path()))
     text = WIKITEXT.read_text(errors="replace")
     prompt = tok.encode(text[:4000], bos=False)[:a.prompt_tokens]
     windows = text_windows(tok, text, a.ctx, a.windows)
 
-    hf = ensure_hf_folder(cache)
     built = {"ours": (ours, ours_seconds, f"edgellama export --recipe {a.recipe} {a.extra}".strip()),
              "builder": (peer, peer_seconds, f"onnxruntime_genai.models.builder -p int4 block_size={a.block_size} "
                                              f"accuracy_level={a.accuracy_level}")}

@@ -96,7 +96,9 @@ def synthetic_tokenizer(folder: Path, vocab_size: int = 8000) -> Path:
 
     path = folder / "tokenizer.model"
     if not path.exists():
-        text = REPO.parent / "shared" / "data" / "wikitext-2" / "valid.txt"
+        from edgellama.texts import calibration_text
+
+        text = calibration_text()
         spm.SentencePieceTrainer.train(input=str(text), model_prefix=str(folder / "tokenizer.tmp"), model_type="bpe",
                                        vocab_size=vocab_size, byte_fallback=True, bos_id=1, eos_id=2, unk_id=0,
                                        minloglevel=2)

@@ -32,8 +32,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import PEERS, write_results  # noqa: E402
 
+from edgellama.texts import evaluation_text  # noqa: E402
+
 RECIPE = "xnnpack-8da4w"
-WIKITEXT = Path("/work/shared/data/wikitext-2/test.txt")
 
 
 
@@ -235,7 +236,7 @@ def rates(stats: dict) -> dict:
 def wikitext_passage(tok, n_tokens: int, skip: int = 0) -> str:
     """The start of a long WikiText-2 test paragraph (the skip-th without <unk>), detokenized
     (" @-@ " -> "-" etc.) and cut at a word once it reaches n_tokens tokens."""
-    paras = [line.strip() for line in WIKITEXT.read_text().splitlines()
+    paras = [line.strip() for line in evaluation_text().read_text().splitlines()
              if len(line.split()) > 2 * n_tokens and not line.strip().startswith("=") and "<unk>" not in line]
     para = paras[skip]
     for x, y in ((" @-@ ", "-"), (" @,@ ", ","), (" @.@ ", "."), (" ,", ","), (" .", "."), (" 's", "'s"),

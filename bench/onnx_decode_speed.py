@@ -25,7 +25,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import PEERS, write_results  # noqa: E402
 
-WIKITEXT = Path("/work/shared/data/wikitext-2/test.txt")
+from edgellama.texts import evaluation_text  # noqa: E402
+
 
 
 def folder_bytes(folder: Path) -> int:
@@ -176,7 +177,7 @@ def main(argv: list[str] | None = None):
     peer, peer_seconds = ensure_builder_model(cache, hf, a.block_size, a.accuracy_level)
 
     tok = tokenizer_for(open_checkpoint(default_model_path()))
-    text = WIKITEXT.read_text(errors="replace")
+    text = evaluation_text().read_text(errors="replace")
     prompt = tok.encode(text[:4000], bos=False)[:a.prompt_tokens]
     windows = text_windows(tok, text, a.ctx, a.windows)
 

@@ -15,9 +15,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import REPO, write_results  # noqa: E402
+from common import write_results  # noqa: E402
 
-DATA = REPO.parent / "shared" / "data" / "wikitext-2"
 
 
 def main():
@@ -28,6 +27,7 @@ def main():
     from edgellama.default_model import default_model_path
     from edgellama.evaluate import perplexity, text_windows
     from edgellama.layerwise import quantize_model
+    from edgellama.texts import calibration_text, evaluation_text
     from edgellama.quant import QuantSpec, eager_twin
 
     ap = argparse.ArgumentParser()
@@ -39,8 +39,8 @@ def main():
     path = default_model_path()
     tok = edgellama.load_tokenizer(path)
     fp32 = edgellama.load_model(path)
-    test = text_windows(tok, (DATA / "test.txt").read_text(), 512, a.windows)
-    calib = calibration_windows(tok, DATA / "valid.txt")
+    test = text_windows(tok, evaluation_text().read_text(), 512, a.windows)
+    calib = calibration_windows(tok, calibration_text())
     t0 = time.perf_counter()
     base = perplexity(fp32, test)
     rows, record = [["fp32", "-", "-", f"{base.ppl:.3f}", "0", "-", "1.000", f"{time.perf_counter() - t0:.0f}"]], {

@@ -226,7 +226,7 @@ def eval_ppl(model: Optional[Path] = ModelOpt,
 
     from .algorithms import calibration_windows
     from .evaluate import perplexity, text_windows
-    from .export.options import DEFAULT_CALIBRATION
+    from . import texts
     from .formats import open_checkpoint
     from .layerwise import quantize_checkpoint
     from .quant import FLOAT_SCHEMES, QuantSpec, eager_twin
@@ -250,7 +250,7 @@ def eval_ppl(model: Optional[Path] = ModelOpt,
                      embedding=embedding_quant if integer else "none", output=head_scheme(quant, output_quant))
     calib = None
     if spec.needs_calibration:
-        calib = calibration_windows(tokenizer, calibration or DEFAULT_CALIBRATION)
+        calib = calibration_windows(tokenizer, calibration or texts.calibration_text())
     t0 = time.perf_counter()
     quantized = quantize_checkpoint(ckpt, spec, calib)
     if integer:
@@ -294,7 +294,7 @@ def run(artifact: Path = typer.Argument(..., help="An artifact folder from `edge
 def parity(artifact: Path = typer.Argument(..., help="An artifact folder from `edgellama export`."),
            reference: Optional[Path] = typer.Option(None, "--reference", help="The fp32 checkpoint to compare with (default: the source path in the manifest)."),
            prompts: Optional[Path] = typer.Option(None, "--prompts", help="Prompt set: .jsonl of {\"prompt\", \"chat\"} or .txt, one per line (default: the shipped set)."),
-           text: Optional[Path] = typer.Option(None, "--text", help="Text file for teacher-forced windows (default: WikiText-2 test.txt beside the checkout, when present)."),
+           text: Optional[Path] = typer.Option(None, "--text", help="Text file for teacher-forced windows (default: the packaged WikiText-2 test.txt)."),
            windows: int = typer.Option(4, "--windows", min=0, help="How many windows of --text."),
            window_len: int = typer.Option(128, "--window-len", min=2, help="Tokens per window (at most the artifact's context)."),
            gen_tokens: int = typer.Option(32, "--gen-tokens", min=1, help="Greedy tokens generated after each prompt."),
@@ -307,8 +307,9 @@ def parity(artifact: Path = typer.Argument(..., help="An artifact folder from `e
 
     from rich.markup import escape
 
+    from . import texts
     from .runtime.open import open_artifact, read_artifact_manifest
-    from .runtime.parity import DEFAULT_TEXT, encode_prompts, load_prompts, run_parity, text_windows
+    from .runtime.parity import encode_prompts, load_prompts, run_parity, text_windows
     from .runtime.thresholds import default_thresholds_file, limits_for, load_thresholds
 
     def say(msg):
@@ -321,8 +322,8 @@ def parity(artifact: Path = typer.Argument(..., help="An artifact folder from `e
     scheme = manifest["quantization"]["scheme"]
     limits = limits_for(load_thresholds(thresholds), scheme, thresholds)
     prompt_set = load_prompts(prompts)
-    text_file = text or (DEFAULT_TEXT if DEFAULT_TEXT.exists() else None)
-    if text_file is not None and not text_file.is_file():
+    text_file = text or texts.evaluation_text()
+    if not text_file.is_file():
         raise InputError(f"--text {text_file}: no such file; pass a plain-text file (e.g. WikiText-2 test.txt)")
     context = manifest["options"]["max_context_len"]
     if gen_tokens >= context - 1:
@@ -331,7 +332,7 @@ def parity(artifact: Path = typer.Argument(..., help="An artifact folder from `e
     session, manifest = open_artifact(artifact, manifest)
     prompt_ids = encode_prompts(session.tokenizer, prompt_set, context - gen_tokens)
     window_len = min(window_len, context)
-    window_ids = text_windows(session.tokenizer, text_file, windows, window_len) if text_file and windows else []
+    window_ids = text_windows(session.tokenizer, text_file, windows, window_len) if windows else []
 
     from .runtime.references import reference_sessions
 

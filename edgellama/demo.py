@@ -12,11 +12,6 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 ARTIFACT = REPO / "artifacts" / "smollm2-xnnpack-8da4w"
-WIKITEXT = REPO.parent / "shared" / "data" / "wikitext-2" / "test.txt"
-FALLBACK_TEXT = ("The Eiffel Tower is a wrought-iron lattice tower on the Champ de Mars in Paris, France. "
-                 "It is named after the engineer Gustave Eiffel, whose company designed and built the tower "
-                 "from 1887 to 1889. Locally nicknamed La dame de fer, it was constructed as the centrepiece "
-                 "of the 1889 World's Fair, and to crown the centennial anniversary of the French Revolution.")
 
 
 def say(msg: str) -> None:
@@ -71,7 +66,9 @@ def main() -> None:
     from .runtime.parity import compare
     from .runtime.session import EagerSession
 
-    text = WIKITEXT.read_text()[:20000] if WIKITEXT.exists() else FALLBACK_TEXT * 4
+    from .texts import evaluation_text
+
+    text = evaluation_text().read_text()[:20000]
     ids = session.tokenizer.encode(text)[:256]
     reference = EagerSession(edgellama.load_model(manifest["source"]["path"]), None, len(ids) + 1)
     d = compare(reference, session, ids)

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from .options import DEFAULT_CALIBRATION, TARGETS, ExportOptions, load_recipe
+from .options import TARGETS, ExportOptions, load_recipe
 
 TARGET_MODULES = {"xnnpack": "edgellama.export.executorch_xnnpack", "onnx": "edgellama.export.onnx_cpu"}
 PACKAGES = ("edgellama", "torch", "executorch", "torchao", "onnx", "onnxruntime", "onnxruntime-genai")
@@ -67,13 +67,15 @@ def export(model_path: Path, options: ExportOptions, out: Path, force: bool = Fa
                      size_budget=options.size_budget if integer else 1.0)
     calibration, calibration_info = None, None
     if spec.needs_calibration:
+        from edgellama import texts
+
         from .artifact import sha256
 
-        calibration_file = Path(options.calibration or DEFAULT_CALIBRATION)
+        calibration_file = Path(options.calibration or texts.calibration_text())
         calibration = calibration_windows(tokenizer, calibration_file)
-        calibration_info = {"file": str(calibration_file.resolve()), "sha256": sha256(calibration_file),
+        calibration_info = {"file": texts.reference(calibration_file), "sha256": sha256(calibration_file),
                             "windows": len(calibration), "tokens_per_window": len(calibration[0])}
-    check_destination(out, force, needed)
+    check_destination(out, force, needed, ckpt.path)
 
     with staging(out, force) as folder:
         say(f"loading and quantizing to {options.quant}, layer by layer")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import json
+import os
 import shutil
 import uuid
 from contextlib import contextmanager
@@ -26,33 +27,86 @@ def sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def check_destination(out: Path, force: bool, needed_bytes: int) -> None:
-    if out.exists() and not force:
-        raise InputError(f"{out}: already exists; choose another --out or pass --force to replace it")
-    parent = out.resolve().parent
-    parent.mkdir(parents=True, exist_ok=True)
+def check_destination(out: Path, force: bool, needed_bytes: int, source: Path) -> None:
+    """Before any long work: `out` may be created, or (with --force) replaced. --force replaces only an
+    edgellama artifact (a folder whose manifest.json verifies) or an empty folder, never the source
+    checkpoint, the working directory, or a folder that holds either."""
+    out = out.resolve()
+    if out.exists():
+        if not force and not _empty_dir(out):
+            raise InputError(f"{out}: already exists; choose another --out or pass --force to replace it")
+        for what, path in (("the source checkpoint", Path(source).resolve()), ("the working directory", Path.cwd().resolve())):
+            if path == out or out in path.parents:
+                raise InputError(f"--out {out}: holds {what} ({path}); --force never replaces that — choose another --out")
+        if not out.is_dir():
+            raise InputError(f"--out {out}: is a file, not an artifact folder; --force replaces artifact folders only — "
+                             f"choose another --out")
+        if not _empty_dir(out):
+            try:
+                read_manifest(out)
+            except InputError as e:
+                raise InputError(f"--out {out}: not an edgellama artifact that verifies ({e}); --force replaces only "
+                                 f"those — choose another --out, or remove the folder yourself") from None
+    parent = out.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise InputError(f"--out {out}: cannot create its parent folder ({e.strerror}); choose another --out") from None
+    if not os.access(parent, os.W_OK):
+        raise InputError(f"--out {out}: {parent} is not writable; choose another --out")
     free = shutil.disk_usage(parent).free
     if free < needed_bytes:
         raise InputError(f"{parent}: {free / 2**20:.0f} MiB free but the export needs about {needed_bytes / 2**20:.0f} MiB; "
                          f"free some space or choose another --out")
 
 
+def _empty_dir(path: Path) -> bool:
+    return path.is_dir() and not any(path.iterdir())
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_staging(parent: Path, name: str) -> None:
+    """Staging folders of exports to `parent/name` whose process is gone (killed mid-export)."""
+    for stale in [*parent.glob(f".{name}.partial-*"), *parent.glob(f".{name}.replaced-*")]:
+        pid = stale.name.rsplit("-", 2)[-2]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(stale, ignore_errors=True)
+
+
 @contextmanager
 def staging(out: Path, force: bool):
-    """Yields a temporary folder; on success it replaces `out`, on any failure it is removed."""
+    """Yields a temporary folder; on success it replaces `out`, on any failure it is removed.
+    Its name carries this process's id, so a later export can tell a dead export's leftovers."""
     out = out.resolve()
-    tmp = out.parent / f".{out.name}.partial-{uuid.uuid4().hex[:8]}"
+    remove_stale_staging(out.parent, out.name)
+    tag = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    tmp = out.parent / f".{out.name}.partial-{tag}"
     tmp.mkdir(parents=True)
     try:
         yield tmp
-        if out.exists() and force:
-            shutil.rmtree(out)
+        old = None
+        if out.exists() and (force or _empty_dir(out)):
+            old = out.parent / f".{out.name}.replaced-{tag}"
+            out.rename(old)  # the old artifact stays whole until the new one is in place
         tmp.rename(out)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
     except OSError as e:
         shutil.rmtree(tmp, ignore_errors=True)
         if e.errno == errno.ENOSPC:
             raise InputError(f"{out.parent}: no space left on the device while writing the export; "
                              f"nothing was kept — free some space or choose another --out") from None
+        if e.errno in (errno.ENOTEMPTY, errno.EEXIST):
+            raise InputError(f"--out {out}: another export finished there first; choose another --out or pass --force") from None
         raise
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -10,8 +10,6 @@ from edgellama.schemes import GROUP_SIZES, SCHEMES, head_scheme
 
 TARGETS = ("xnnpack", "onnx")  # qnn is planned (issue), not built yet
 RECIPES = Path(__file__).parent / "recipes"
-# The repository keeps its data beside the checkout: ../shared/data/wikitext-2/ (tune on valid, report on test).
-DEFAULT_CALIBRATION = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "wikitext-2" / "valid.txt"
 
 
 @dataclass

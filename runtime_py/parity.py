@@ -16,9 +16,6 @@ from edgellama.errors import InputError
 
 from .session import Session
 
-# The repository keeps its data beside the checkout (as export/options.py's calibration text):
-# WikiText-2 test.txt is the default text when it is there; without it only the prompts are run.
-DEFAULT_TEXT = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "wikitext-2" / "test.txt"
 TOP_K_OVERLAP = 5
 SCATTER_POINTS = 2000  # logit pairs kept for the scatter plot (a fixed-seed sample)
 

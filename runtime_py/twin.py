@@ -22,9 +22,10 @@ def twin_for(manifest: dict, path: str | Path | None = None):
     calibration = None
     info = manifest.get("calibration")
     if info:
+        from edgellama import texts
         from edgellama.export.artifact import sha256
 
-        text = Path(info["file"])
+        text = texts.resolve(info["file"])
         if not text.exists() or sha256(text) != info["sha256"]:
             raise InputError(f"{text}: the calibration text this artifact was made with is missing or changed; "
                              f"the eager twin cannot be rebuilt exactly")

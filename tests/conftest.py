@@ -10,17 +10,15 @@ import torch
 from checkpoints import hf_model, write_meta
 
 REPO = Path(__file__).resolve().parents[1]
-WIKITEXT = REPO.parent / "shared" / "data" / "wikitext-2"
 VOCAB = 384  # divisible by 8, so an 8-way Meta split of the output head is even
 
 
 def training_text(limit: int = 4000) -> list[str]:
-    """Sentences for the test tokenizer: WikiText-2 valid when it is there, else a built-in text."""
-    if (WIKITEXT / "valid.txt").exists():
-        lines = [s.strip() for s in (WIKITEXT / "valid.txt").read_text().splitlines() if len(s.strip()) > 20]
-        return lines[:limit]
-    base = "The quick brown fox jumps over the lazy dog while the capital of France is Paris . "
-    return [base * 3 + str(i) for i in range(500)]
+    """Sentences for the test tokenizer: the packaged WikiText-2 valid.txt."""
+    from edgellama.texts import calibration_text
+
+    lines = [s.strip() for s in calibration_text().read_text().splitlines() if len(s.strip()) > 20]
+    return lines[:limit]
 
 
 @pytest.fixture(scope="session")

@@ -7,10 +7,11 @@ import pytest
 
 import edgellama
 from checkpoints import write_meta
-from conftest import WIKITEXT, run_cli
+from conftest import run_cli
+from edgellama.texts import evaluation_text
 from test_bad_input import assert_input_error
 
-TEXT = WIKITEXT / "test.txt"
+TEXT = evaluation_text()
 
 
 @pytest.fixture(scope="module")
@@ -50,3 +51,15 @@ def test_bad_inputs_name_the_option(meta, tmp_path):
     assert_input_error(run_cli("eval-ppl", "--model", meta, "--text", TEXT, "--quant", "3w"), "--quant", "8da4w")
     assert_input_error(run_cli("eval-ppl", "--model", meta, "--text", TEXT, "--quant", "8da4w", "--group-size", "256"),
                        "--group-size 256", "use")
+
+
+def test_default_texts_ship_in_the_package():
+    """The calibration and evaluation text the defaults use are package data (with their licence),
+    found through the package, so a pip-installed edgellama or a lone clone has them."""
+    from edgellama import texts
+
+    for path in (texts.calibration_text(), texts.evaluation_text()):
+        assert path.is_file() and path.stat().st_size > 1_000_000, path
+    assert "CC BY-SA 3.0" in (texts.calibration_text().parent / "README.md").read_text()
+    assert texts.resolve(texts.reference(texts.calibration_text())) == texts.calibration_text()
+    assert texts.reference(texts.calibration_text()) == "edgellama:wikitext-2/valid.txt"

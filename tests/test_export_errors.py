@@ -127,3 +127,58 @@ def test_package_import_is_cheap():
     res = subprocess.run([_sys.executable, "-c", "import sys, edgellama, edgellama.cli; "
                           "print('torch' in sys.modules)"], capture_output=True, text=True, check=True)
     assert res.stdout.strip() == "False"
+
+
+# --force replaces an artifact, never the user's files (each case: the files survive).
+
+def test_force_never_replaces_the_source_checkpoint(ckpt):
+    before = sorted(p.name for p in ckpt.iterdir())
+    assert_input_error(export(ckpt, ckpt, "--force"), str(ckpt), "source checkpoint")
+    assert sorted(p.name for p in ckpt.iterdir()) == before
+
+
+def test_force_never_replaces_a_folder_holding_the_source(ckpt):
+    assert_input_error(export(ckpt, ckpt.parent, "--force"), str(ckpt.parent), "source checkpoint")
+    assert ckpt.exists()
+
+
+def test_force_never_replaces_the_working_directory(ckpt, tmp_path, monkeypatch):
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "notes.txt").write_text("mine")
+    monkeypatch.chdir(work)
+    assert_input_error(export(ckpt, ".", "--force"), str(work), "working directory")
+    assert (work / "notes.txt").read_text() == "mine"
+
+
+def test_force_never_replaces_a_user_folder(ckpt, tmp_path):
+    out = tmp_path / "photos"
+    out.mkdir()
+    (out / "cat.jpg").write_bytes(b"\xff\xd8 not really")
+    assert_input_error(export(ckpt, out, "--force"), str(out), "not an edgellama artifact")
+    assert leftovers(out) == ["cat.jpg"]
+
+
+def test_force_onto_a_file_is_refused_up_front(ckpt, tmp_path):
+    out = tmp_path / "file.txt"
+    out.write_text("mine")
+    assert_input_error(export(ckpt, out, "--force"), str(out), "is a file")
+    assert out.read_text() == "mine"
+
+
+def test_force_replaces_an_artifact_and_dead_exports_are_swept(ckpt, tmp_path):
+    """An existing empty folder is filled without --force; --force replaces a verified artifact; a
+    staging folder left by a killed export (its pid gone) is removed by the next export beside it."""
+    out = tmp_path / "art"
+    out.mkdir()
+    fast = ("--target", "onnx", "--quant", "fp32", "--max-seq-len", "16")
+    code, _, err = export(ckpt, out, *fast)
+    assert code == 0, err
+    (out / "from-the-first-export").touch()  # not listed in the manifest: gone once the folder is replaced
+    dead = tmp_path / ".art.partial-999999999-deadbeef"  # beyond pid_max: no such process
+    dead.mkdir()
+    (dead / "model.onnx.data").write_bytes(b"0" * 1024)
+    code, _, err = export(ckpt, out, *fast, "--force")
+    assert code == 0, err
+    assert (out / "manifest.json").exists() and not (out / "from-the-first-export").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["art"]

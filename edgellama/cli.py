@@ -149,7 +149,7 @@ def generate(prompt: str = typer.Option(..., "--prompt", "-p"),
 def export_cmd(out: Path = typer.Option(..., "--out", "-o", help="Artifact folder to create."),
                model: Optional[Path] = ModelOpt,
                recipe: Optional[str] = typer.Option(None, "--recipe", help="A TOML recipe file, or a name from export/recipes/."),
-               target: Optional[str] = typer.Option(None, "--target", help="xnnpack (ExecuTorch .pte) | onnx (ONNX Runtime CPU)"),
+               target: Optional[str] = typer.Option(None, "--target", help="xnnpack (ExecuTorch .pte, ARM CPUs) | onnx (ONNX Runtime CPU) | qnn (Snapdragon NPU, HTP)"),
                quant: Optional[str] = typer.Option(None, "--quant", help="8da4w | 8da8w | 4w | 8w | fp32 | fp16 | bf16"),
                group_size: Optional[int] = typer.Option(None, "--group-size", help="32 | 64 | 128 | 256 | 0 (per-channel)"),
                quant_algo: Optional[str] = typer.Option(None, "--quant-algo", help="rtn | clip | scale-search"),
@@ -161,6 +161,9 @@ def export_cmd(out: Path = typer.Option(..., "--out", "-o", help="Artifact folde
                dtype: Optional[str] = typer.Option(None, "--dtype"),
                accuracy_level: Optional[int] = typer.Option(None, "--accuracy-level", help="onnx: MatMulNBits accuracy_level, 1 = fp32 (default), 4 = int8 activations."),
                calibration: Optional[str] = typer.Option(None, "--calibration", help="Text for calibrating algorithms (default: WikiText-2 valid.txt)."),
+               soc: Optional[str] = typer.Option(None, "--soc", help="qnn: the Snapdragon SoC to compile for (SM8550, SM8650 default, SM8750, SM8850, SC8380XP)."),
+               prefill_len: Optional[int] = typer.Option(None, "--prefill-len", help="qnn: tokens per prompt-graph call (= --max-seq-len); must divide --max-context-len."),
+               parts: Optional[str] = typer.Option(None, "--parts", help="qnn: auto (each HTP context under 2 GB) or a number of parts."),
                logits: Optional[str] = typer.Option(None, "--logits", help="last (xnnpack default: the position a runner samples from) | all (onnx default; parity steps a last-only .pte one token at a time)."),
                force: bool = typer.Option(False, "--force", help="Replace --out if it exists."),
                as_json: bool = typer.Option(False, "--json", help="Print the manifest as JSON.")):
@@ -175,11 +178,15 @@ def export_cmd(out: Path = typer.Option(..., "--out", "-o", help="Artifact folde
                                    size_budget=size_budget, embedding_quant=embedding_quant, output_quant=output_quant,
                                    max_seq_len=max_seq_len,
                                    max_context_len=max_context_len, dtype=dtype,
-                                   accuracy_level=accuracy_level, calibration=calibration,
-                                   logits=logits).items() if v is not None}
+                                   accuracy_level=accuracy_level, calibration=calibration, soc=soc,
+                                   max_seq_len_=prefill_len, parts=parts, logits=logits).items() if v is not None}
+    if "max_seq_len_" in given:  # --prefill-len is the qnn name of --max-seq-len
+        given["max_seq_len"] = given.pop("max_seq_len_")
     # Options given on the command line override the recipe; with no recipe, a target's default recipe.
-    default = {"xnnpack": "xnnpack-8da4w", "onnx": "onnx-4w"}.get(given.get("target", "xnnpack"))
-    base = load_recipe(recipe or default) if (recipe or default) else {}
+    from .export.targets import TARGETS
+
+    default = TARGETS[given["target"]].default_recipe if given.get("target") in TARGETS else "xnnpack-8da4w"
+    base = load_recipe(recipe or default)
     options = ExportOptions(**{**base, **given})
     path = resolve_model(model)
     t0 = time.perf_counter()
@@ -295,9 +302,10 @@ def parity(artifact: Path = typer.Argument(..., help="An artifact folder from `e
            reference: Optional[Path] = typer.Option(None, "--reference", help="The fp32 checkpoint to compare with (default: the source path in the manifest)."),
            prompts: Optional[Path] = typer.Option(None, "--prompts", help="Prompt set: .jsonl of {\"prompt\", \"chat\"} or .txt, one per line (default: the shipped set)."),
            text: Optional[Path] = typer.Option(None, "--text", help="Text file for teacher-forced windows (default: the packaged WikiText-2 test.txt)."),
-           windows: int = typer.Option(4, "--windows", min=0, help="How many windows of --text."),
+           max_prompts: Optional[int] = typer.Option(None, "--max-prompts", min=1, help="Use only the first N prompts of the set (default: all; qnn: 4, the HTP simulator is slow)."),
+           windows: Optional[int] = typer.Option(None, "--windows", min=0, help="How many windows of --text (default 4; qnn: 2)."),
            window_len: int = typer.Option(128, "--window-len", min=2, help="Tokens per window (at most the artifact's context)."),
-           gen_tokens: int = typer.Option(32, "--gen-tokens", min=1, help="Greedy tokens generated after each prompt."),
+           gen_tokens: Optional[int] = typer.Option(None, "--gen-tokens", min=1, help="Greedy tokens generated after each prompt (default 32; qnn: 8)."),
            thresholds: Optional[Path] = typer.Option(None, "--thresholds", help="TOML limits per scheme and reference (default: the shipped thresholds.toml)."),
            report: Optional[Path] = typer.Option(None, "--report", help="Write parity.json, parity.md and PNG plots into this folder."),
            as_json: bool = typer.Option(False, "--json", help="Print the result as one JSON object.")):
@@ -320,8 +328,13 @@ def parity(artifact: Path = typer.Argument(..., help="An artifact folder from `e
     # Every input is checked, and the artifact's hashes verified, before any model is loaded.
     manifest = read_artifact_manifest(artifact)
     scheme = manifest["quantization"]["scheme"]
-    limits = limits_for(load_thresholds(thresholds), scheme, thresholds)
-    prompt_set = load_prompts(prompts)
+    limits = limits_for(load_thresholds(thresholds), manifest["runtime"].get("thresholds", scheme), thresholds)
+    # A target whose runtime is slow here (the HTP simulator) records smaller defaults in its manifest.
+    defaults = {"prompts": None, "windows": 4, "gen_tokens": 32, **manifest["runtime"].get("parity_defaults", {})}
+    max_prompts = max_prompts or defaults["prompts"]
+    windows = defaults["windows"] if windows is None else windows
+    gen_tokens = gen_tokens or defaults["gen_tokens"]
+    prompt_set = load_prompts(prompts)[:max_prompts]
     text_file = text or texts.evaluation_text()
     if not text_file.is_file():
         raise InputError(f"--text {text_file}: no such file; pass a plain-text file (e.g. WikiText-2 test.txt)")
@@ -336,7 +349,7 @@ def parity(artifact: Path = typer.Argument(..., help="An artifact folder from `e
 
     from .runtime.references import reference_sessions
 
-    references, paths = reference_sessions(manifest, reference, context, say)
+    references, paths = reference_sessions(artifact, manifest, reference, context, say)
     result = run_parity(session, manifest, references, paths, prompt_ids, window_ids, gen_tokens, limits, say)
     result = {"artifact": str(artifact), "scheme": scheme, "recipe": manifest.get("recipe"),
               "quantization": manifest["quantization"],

@@ -15,8 +15,7 @@ from typing import Callable
 
 from .options import TARGETS, ExportOptions, load_recipe
 
-TARGET_MODULES = {"xnnpack": "edgellama.export.executorch_xnnpack", "onnx": "edgellama.export.onnx_cpu"}
-PACKAGES = ("edgellama", "torch", "executorch", "torchao", "onnx", "onnxruntime", "onnxruntime-genai")
+PACKAGES = ("edgellama", "torch", "executorch", "torchao", "onnx", "onnxruntime", "onnxruntime-genai", "onnxruntime-qnn")
 
 Progress = Callable[[str], None]
 
@@ -57,7 +56,7 @@ def export(model_path: Path, options: ExportOptions, out: Path, force: bool = Fa
     check_group_size(linear_shapes(ckpt.args), options.group_size)
     algorithm(options.quant_algo)
     tokenizer = tokenizer_for(ckpt)
-    target = importlib.import_module(TARGET_MODULES[options.target])
+    target = importlib.import_module(TARGETS[options.target].exporter)
     target.check_options(options)
     needed = int(estimate_bytes(ckpt.args, options.quant, options.group_size) * 1.1) + (64 << 20)
     integer = options.quant not in FLOAT_SCHEMES

@@ -80,6 +80,15 @@ def sentencepiece_config(tokenizer) -> dict:
     return {k: v for k, v in config.items() if v is not None}
 
 
+def write_genai_tokenizer(tokenizer, folder: Path) -> None:
+    """onnxruntime-genai reads tokenizer.json only; our runtime keeps tokenizer.model beside it."""
+    if tokenizer.kind == "sentencepiece":
+        from .onnx_tokenizer import write_tokenizer_json
+
+        write_tokenizer_json(tokenizer, folder)
+        (folder / "tokenizer_config.json").write_text(json.dumps(sentencepiece_config(tokenizer), indent=1))
+
+
 def op_counts(model) -> dict:
     return dict(sorted(Counter(n.op_type for n in model.graph).items()))
 
@@ -94,11 +103,7 @@ def write_model(model, tokenizer, options: ExportOptions, folder: Path, say) -> 
     say(f"writing {MODEL_FILE}")
     ir.save(graph, folder / MODEL_FILE, external_data=DATA_FILE)
     (folder / GENAI_CONFIG).write_text(json.dumps(genai_config(model, tokenizer, options), indent=1))
-    if tokenizer.kind == "sentencepiece":  # genai reads tokenizer.json only; our runtime keeps tokenizer.model
-        from .onnx_tokenizer import write_tokenizer_json
-
-        write_tokenizer_json(tokenizer, folder)
-        (folder / "tokenizer_config.json").write_text(json.dumps(sentencepiece_config(tokenizer), indent=1))
+    write_genai_tokenizer(tokenizer, folder)
     a = model.args
     return {"model_file": MODEL_FILE, "data_file": DATA_FILE, "runtime": "onnxruntime", "provider": "cpu",
             "genai_config": GENAI_CONFIG, "max_seq_len": options.max_seq_len,

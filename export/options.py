@@ -8,7 +8,8 @@ from pathlib import Path
 from edgellama.errors import InputError
 from edgellama.schemes import GROUP_SIZES, SCHEMES, head_scheme
 
-TARGETS = ("xnnpack", "onnx")  # qnn is planned (issue), not built yet
+from .targets import TARGETS
+
 RECIPES = Path(__file__).parent / "recipes"
 
 
@@ -26,6 +27,8 @@ class ExportOptions:
     dtype: str = "fp32"
     accuracy_level: int | None = None  # onnx only: MatMulNBits accuracy_level; defaults to 1 (fp32)
     calibration: str | None = None  # text file for algorithms that calibrate; default WikiText-2 valid.txt
+    soc: str | None = None  # qnn only: the Snapdragon SoC the HTP contexts are compiled for
+    parts: str = "auto"  # qnn only: how many parts the layers are split into (each its own HTP context)
     logits: str | None = None  # "last" (the position a runner samples from) | "all"; default: xnnpack last, onnx all
     recipe: str | None = None
 
@@ -49,13 +52,17 @@ class ExportOptions:
         if not 2 <= self.max_seq_len <= model_context:
             raise InputError(f"--max-seq-len {self.max_seq_len}: the model's context is {model_context} tokens; "
                              f"choose 2..{model_context}")
-        if self.accuracy_level is not None and self.target != "onnx":
-            raise InputError(f"--accuracy-level {self.accuracy_level}: applies to --target onnx only; drop it for "
-                             f"--target {self.target}")
-        if self.target == "onnx" and self.accuracy_level is None:
-            self.accuracy_level = 1
+        target = TARGETS[self.target]
+        for other in TARGETS.values():  # options that only one target has
+            for name in other.defaults:
+                if other is not target and getattr(self, name) is not None:
+                    raise InputError(f"--{name.replace('_', '-')} {getattr(self, name)}: applies to --target {other.name} "
+                                     f"only; drop it for --target {self.target}")
+        for name, value in target.defaults.items():
+            if getattr(self, name) is None:
+                setattr(self, name, value)
         if self.logits is None:
-            self.logits = "all" if self.target == "onnx" else "last"
+            self.logits = target.logits
         if self.logits not in ("last", "all"):
             raise InputError(f"--logits {self.logits}: use last (the last position's only) or all")
         if self.max_context_len is None:

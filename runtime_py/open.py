@@ -37,13 +37,10 @@ def open_artifact(folder: str | Path, manifest: dict | None = None):
     folder = Path(folder)
     manifest = manifest or read_artifact_manifest(folder)
     tokenizer = artifact_tokenizer(folder, manifest)
+    from edgellama.export.targets import by_runtime, load
+
     runtime = manifest["runtime"]["runtime"]
-    if runtime == "executorch":
-        from .executorch_session import ExecuTorchSession
-
-        return ExecuTorchSession(folder, manifest, tokenizer), manifest
-    if runtime == "onnxruntime":
-        from .onnx_session import OnnxSession
-
-        return OnnxSession(folder, manifest, tokenizer), manifest
-    raise InputError(f"{folder / 'manifest.json'}: runtime {runtime!r} is not supported by this edgellama version")
+    target = by_runtime(runtime)
+    if target is None:
+        raise InputError(f"{folder / 'manifest.json'}: runtime {runtime!r} is not supported by this edgellama version")
+    return load(target.session)(folder, manifest, tokenizer), manifest

@@ -19,7 +19,8 @@ def is_export_source(manifest: dict, path: Path) -> bool:
     return {(f["name"], f["sha256"]) for f in now} == recorded
 
 
-def reference_sessions(manifest: dict, reference: Path | None, context: int, say=lambda _msg: None) -> tuple[dict, dict]:
+def reference_sessions(artifact: Path, manifest: dict, reference: Path | None, context: int,
+                       say=lambda _msg: None) -> tuple[dict, dict]:
     """-> ({"fp32": Session, "twin": Session}, {"fp32": path, "twin": path}).
 
     The fp32 reference is `reference` (default: the manifest's source path). The twin must be
@@ -45,6 +46,13 @@ def reference_sessions(manifest: dict, reference: Path | None, context: int, say
     say(f"loading the fp32 reference {fp32_path}")
     sessions = {"fp32": EagerSession(edgellama.load_model(fp32_path), None, context)}
     scheme = manifest["quantization"]["scheme"]
+    from edgellama.export.targets import by_runtime, load
+
+    target = by_runtime(manifest["runtime"]["runtime"])
+    if target is not None and target.twin:  # the target's own twin (qnn: its QDQ graphs on the CPU EP)
+        say(f"opening the {target.name} twin")
+        sessions["twin"] = load(target.twin)(Path(artifact), manifest)
+        return sessions, {"fp32": str(fp32_path), "twin": f"{artifact} (QDQ graphs, CPU EP)"}
     if scheme == "fp32" and twin_path == fp32_path:
         sessions["twin"] = sessions["fp32"]  # an fp32 recipe's twin is the fp32 model itself
     else:

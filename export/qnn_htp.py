@@ -1,0 +1,204 @@
+"""The Snapdragon NPU target (`--target qnn`): per part a prompt graph (AR = --prefill-len) and a token
+graph (AR = 1) with static shapes, 16-bit activations and edgellama's int4 weights
+(`qnn_graph.py`), activation encodings calibrated on text (`qnn_calibrate.py`), each graph compiled
+by ONNX Runtime's QNN EP into an EP-context model + QNN context binary for the chosen SoC.
+
+The folder keeps, per graph, the QDQ model (what the HTP is asked to compute: parity's twin runs it
+on the CPU EP) and the compiled context (what runs on the HTP: here in the QNN EP's x86 simulator,
+on a phone on the NPU); `genai_config.json` describes the set as an onnxruntime-genai
+decoder-pipeline."""
+from __future__ import annotations
+
+import json
+import math
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+from edgellama.errors import InputError
+
+from .options import ExportOptions
+
+# name -> (QNN soc_model, HTP arch); from the QNN EP's documented SoC table (docs/qnn.md).
+SOCS = {"SM8550": (43, 73), "SM8650": (57, 75), "SM8750": (69, 79), "SM8850": (87, 81), "SC8380XP": (60, 73)}
+BLOCK_SIZES = (16, 32, 64)  # int4 block sizes the HTP compiled and computed right (docs/qnn.md); 8-bit: one block per row
+SCHEMES = ("4w", "8w")
+PART_LIMIT = 1536 << 20  # bytes of weights per part: one HTP context must stay under 2 GB (ai-hub-models#129)
+GENAI_CONFIG = "genai_config.json"
+
+
+def check_options(options: ExportOptions) -> None:
+    if options.soc not in SOCS:
+        raise InputError(f"--soc {options.soc}: unknown Snapdragon SoC; use one of {', '.join(SOCS)}")
+    if options.quant not in SCHEMES:
+        raise InputError(f"--quant {options.quant}: the qnn target takes weight schemes 4w or 8w "
+                         f"(activations are 16-bit, calibrated); use --quant 4w")
+    if options.quant == "4w" and options.group_size not in BLOCK_SIZES:
+        raise InputError(f"--group-size {options.group_size}: the HTP's block quantization takes int4 blocks of "
+                         f"{', '.join(map(str, BLOCK_SIZES))}; use --group-size 32")
+    if options.max_context_len % options.max_seq_len:
+        raise InputError(f"--prefill-len {options.max_seq_len}: must divide --max-context-len {options.max_context_len} "
+                         f"(the prompt graph fills the context in whole calls); use e.g. --prefill-len 128 with 512 or 1024")
+    if options.dtype != "fp32" or options.logits != "all" or options.accuracy_level is not None:
+        raise InputError("--dtype/--logits/--accuracy-level: not options of --target qnn (16-bit activations, every "
+                         "position's logits); drop them")
+    if options.parts != "auto" and not (options.parts.isdigit() and int(options.parts) >= 1):
+        raise InputError(f"--parts {options.parts}: use auto or a positive number of parts")
+
+
+def layer_bytes(model, i: int) -> int:
+    return sum(p.qdata.numel() * 4 // 8 if hasattr(p, "qdata") else p.numel() * 4
+               for p in model.layers[i].parameters())
+
+
+def plan_parts(model, parts: str) -> list[tuple[int, int]]:
+    """Consecutive layer ranges; `auto`: as few parts as keep every part's weights under PART_LIMIT."""
+    n = model.args.n_layers
+    if parts == "auto":
+        total = sum(layer_bytes(model, i) for i in range(n)) + 2 * model.args.vocab_size * model.args.dim
+        count = max(1, math.ceil(total / PART_LIMIT))
+    else:
+        count = min(int(parts), n)
+    bounds = [round(k * n / count) for k in range(count + 1)]
+    return list(zip(bounds[:-1], bounds[1:]))
+
+
+def compile_context(qdq: Path, ctx: Path, soc: str) -> None:
+    """The QNN EP compiles `qdq` for the SoC and writes the EP-context model `ctx` (+ its .bin).
+    Which node the HTP refused is only in ONNX Runtime's native log, so stderr is captured meanwhile."""
+    from edgellama.runtime.qnn_session import open_graph
+
+    soc_model, arch = SOCS[soc]
+    with native_stderr() as log:
+        try:
+            open_graph(qdq, "htp", {"soc_model": soc_model, "htp_arch": arch},
+                       {"ep.context_enable": "1", "ep.context_embed_mode": "0", "ep.context_file_path": str(ctx)},
+                       log_level=2)
+            return
+        except Exception as e:  # onnxruntime raises its own Fail/RuntimeException types
+            reason = str(e).strip().splitlines()[0][:200]
+        nodes = rejected_nodes(log.read_text(errors="replace"))
+    raise InputError(f"{qdq}: the HTP rejected {nodes or 'the graph'} ({reason}); report it with this file") from None
+
+
+def rejected_nodes(log: str) -> str:
+    """'node NAME (OP), ...' from the QNN EP's validation messages."""
+    import re
+
+    found = [f"node {name or '?'} ({op})" for name, op in re.findall(r"failed for node `([^`]*)` of type `([^`]*)`", log)]
+    found += [f"node {name.strip() or '?'} ({op.strip()})"
+              for name, op in re.findall(r"\{ name: ([^,]*), type: ([^}]*)\}", log)]
+    return ", ".join(dict.fromkeys(found))
+
+
+@contextmanager
+def native_stderr():
+    """File descriptor 2 (where ONNX Runtime's C++ logger writes) redirected to a temp file."""
+    import os
+    import tempfile
+
+    with tempfile.NamedTemporaryFile("w+b", suffix=".log") as f:
+        saved = os.dup(2)
+        os.dup2(f.fileno(), 2)
+        try:
+            yield Path(f.name)
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+def qairt_version() -> str | None:
+    try:
+        import onnxruntime_qnn
+
+        return str(getattr(onnxruntime_qnn, "build_and_package_info", {}).get("qnn_sdk_version"))  # type: ignore[union-attr]
+    except Exception:
+        return None
+
+
+def write_model(model, tokenizer, options: ExportOptions, folder: Path, say) -> dict:
+    import onnx_ir as ir
+
+    from edgellama.algorithms import calibration_windows
+    from edgellama.runtime.qnn_session import qnn_devices
+
+    from .onnx_cpu import write_genai_tokenizer
+    from .qnn_calibrate import calibrate
+    from .qnn_graph import PartSpec, build_part
+
+    qnn_devices()  # fails early, with the install hint, when onnxruntime-qnn is missing
+    a = model.args
+    ar, context = options.max_seq_len, options.max_context_len
+    plan = plan_parts(model, options.parts)
+    soc_model, arch = SOCS[options.soc]
+    meta = {"runtime": "onnxruntime-qnn", "provider": "QNNExecutionProvider (HTP)", "soc": options.soc,
+            "soc_model": soc_model, "htp_arch": arch, "qairt": qairt_version(), "prefill_len": ar,
+            "max_seq_len": ar, "max_context_len": context, "vocab_size": a.vocab_size, "n_layers": a.n_layers,
+            "n_kv_heads": a.n_kv_heads, "head_dim": a.head_dim, "rope_theta": a.rope_theta,
+            "bos_id": tokenizer.bos_id, "eos_ids": list(tokenizer.eos_ids), "thresholds": f"qnn-a16w{8 if options.quant == '8w' else 4}"}
+    say(f"planned {len(plan)} part(s): layers {', '.join(f'{s}-{e - 1}' for s, e in plan)}")
+    windows = calibration_windows(tokenizer, options.calibration or _default_text(), count=4, length=4 * ar)
+    encodings = calibrate(model, [PartSpec(s, e, a.n_layers, ar, context) for s, e in plan], windows, meta, folder, say)
+    parts, files = [], []
+    for p, (s, e) in enumerate(plan):
+        entry = {"layers": [s, e]}
+        for kind, calls in (("prompt", ar), ("token", 1)):
+            stem = f"part{p}-{kind}"
+            graph, _ = build_part(model, PartSpec(s, e, a.n_layers, calls, context), encodings)
+            qdq, ctx = folder / f"{stem}.qdq.onnx", folder / f"{stem}.ctx.onnx"
+            say(f"writing {qdq.name}")
+            ir.save(graph, qdq, external_data=qdq.name + ".data")
+            say(f"compiling {stem} for the {options.soc} HTP (v{arch})")
+            t0 = time.perf_counter()
+            compile_context(qdq, ctx, options.soc)
+            binaries = sorted(f.name for f in folder.glob(f"{stem}*.bin"))
+            entry[kind] = {"qdq_model": qdq.name, "qdq_data": qdq.name + ".data", "context_model": ctx.name,
+                           "context_binaries": binaries, "compile_seconds": round(time.perf_counter() - t0, 1),
+                           "context_bytes": sum((folder / b).stat().st_size for b in binaries)}
+            files += [qdq.name, qdq.name + ".data", ctx.name, *binaries]
+        parts.append(entry)
+    (folder / GENAI_CONFIG).write_text(json.dumps(genai_config(tokenizer, meta, parts), indent=1))
+    write_genai_tokenizer(tokenizer, folder)
+    say(f"{len(parts)} part(s): context binaries " +
+        ", ".join(f"{pt[k]['context_bytes'] / 2**20:.1f} MiB" for pt in parts for k in ("prompt", "token")))
+    return {**meta, "parts": parts, "model_file": parts[0]["prompt"]["context_model"], "model_files": files,
+            "genai_config": GENAI_CONFIG, "calibration_windows": len(windows), "calibration_tokens_per_window": 4 * ar,
+            "encodings": len(encodings),
+            # The simulator takes seconds per SmolLM2 step (docs/qnn.md): parity's default set, scaled to fit.
+            "parity_defaults": {"prompts": 4, "gen_tokens": 8, "windows": 2},
+            # The simulator on x86 loads contexts compiled one per graph; a phone can share one copy of a part's
+            # weights between its two graphs (ep.share_ep_contexts), which the simulator cannot load.
+            "contexts": "one per graph, weights not shared (loads in the x86 HTP simulator and on a device)"}
+
+
+def _default_text():
+    from edgellama.texts import calibration_text
+
+    return calibration_text()
+
+
+def genai_config(tokenizer, meta: dict, parts: list[dict]) -> dict:
+    """onnxruntime-genai's decoder-pipeline over the context models: the prompt graphs run on the
+    prompt, the token graphs on each generated token; the QNN EP with the SoC's options."""
+    qnn = {"qnn": {"backend_path": "libQnnHtp.so", "soc_model": str(meta["soc_model"]), "htp_arch": str(meta["htp_arch"])}}
+    pipeline = []
+    for p, part in enumerate(parts):
+        for kind in ("prompt", "token"):
+            pipeline.append({f"part{p}-{kind}": {
+                "filename": part[kind]["context_model"],
+                "session_options": {"log_id": f"part{p}-{kind}", "provider_options": [qnn]},
+                "run_on_prompt": kind == "prompt", "run_on_token_gen": kind == "token"}})
+    eos = list(tokenizer.eos_ids)
+    return {"model": {
+        "type": "decoder-pipeline", "bos_token_id": tokenizer.bos_id if tokenizer.bos_id is not None else eos[0],
+        "eos_token_id": eos if len(eos) > 1 else eos[0], "pad_token_id": eos[0], "vocab_size": meta["vocab_size"],
+        "context_length": meta["max_context_len"],
+        "decoder": {"head_size": meta["head_dim"], "num_key_value_heads": meta["n_kv_heads"],
+                    "num_hidden_layers": meta["n_layers"],
+                    "inputs": {"input_ids": "input_ids", "attention_mask": "attention_mask",
+                               "past_key_names": "past_key_%d", "past_value_names": "past_value_%d"},
+                    "outputs": {"logits": "logits", "present_key_names": "new_key_%d", "present_value_names": "new_value_%d"},
+                    "sliding_window": {"window_size": meta["prefill_len"], "pad_value": 0, "alignment": "left",
+                                       "slide_key_value_cache": False},
+                    "pipeline": pipeline}},
+        "search": {"do_sample": False, "max_length": meta["max_context_len"], "num_beams": 1, "top_k": 1}}

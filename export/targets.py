@@ -1,0 +1,44 @@
+"""The export targets, in one table: what `--target NAME` exports with, which recipe it defaults to,
+and how the artifact is opened again. Adding a target is one entry here, its exporter module
+(`check_options(options)`, `write_model(model, tokenizer, options, folder, say) -> runtime metadata`)
+and its recipes. Torch-free: the CLI reads this table for its help and checks."""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    exporter: str  # module of edgellama.export
+    default_recipe: str
+    runtime: str  # manifest runtime.runtime, which picks the session below
+    session: str  # "module:function(folder, manifest, tokenizer) -> Session"
+    logits: str  # default --logits: "last" or "all"
+    help: str
+    twin: str | None = None  # "module:function(folder, manifest, tokenizer) -> Session"; None: the eager twin
+    defaults: dict = field(default_factory=dict)  # option defaults only this target has
+
+
+TARGETS = {t.name: t for t in (
+    Target("xnnpack", "edgellama.export.executorch_xnnpack", "xnnpack-8da4w", "executorch",
+           "edgellama.runtime.executorch_session:ExecuTorchSession", "last", "ExecuTorch .pte for ARM CPUs (XNNPACK)"),
+    Target("onnx", "edgellama.export.onnx_cpu", "onnx-4w", "onnxruntime",
+           "edgellama.runtime.onnx_session:OnnxSession", "all", "ONNX Runtime on CPU (MatMulNBits)",
+           defaults={"accuracy_level": 1}),
+    Target("qnn", "edgellama.export.qnn_htp", "qnn-a16w4", "onnxruntime-qnn",
+           "edgellama.runtime.qnn_session:htp_session", "all",
+           "Snapdragon NPU: Hexagon HTP through ONNX Runtime's QNN EP (--soc)",
+           twin="edgellama.runtime.qnn_session:cpu_twin", defaults={"soc": "SM8650"}),
+)}
+
+
+def load(ref: str):
+    """`module:name` -> the object."""
+    module, _, name = ref.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def by_runtime(runtime: str) -> Target | None:
+    return next((t for t in TARGETS.values() if t.runtime == runtime), None)

@@ -40,10 +40,17 @@ def main():
             sys.exit(res.stderr[-3000:])
         peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
         manifest = json.loads(res.stdout)
-    size = sum(f["bytes"] for n, f in manifest["files"].items() if n.startswith("model"))  # .pte, or .onnx + data
+    runtime = manifest["runtime"]
+    # .pte, or .onnx + data; qnn: what the device loads, the context models and binaries
+    contexts = [c for p in runtime.get("parts", []) for c in [p["contexts"].get("device") or p["contexts"]["simulator"]]]
+    model_files = [n for c in contexts for n in (c["prompt"], c["token"], *c["binaries"])]
+    size = sum(f["bytes"] for n, f in manifest["files"].items() if n in model_files or (not model_files and n.startswith("model")))
     deleg = manifest["runtime"].get("delegation", {})
     record = {"model": a.model, "recipe": a.recipe, "options": manifest["options"], "seconds": seconds,
-              "peak_rss_bytes": peak, "model_file_bytes": size, "delegation": deleg}
+              "peak_rss_bytes": peak, "model_file_bytes": size, "delegation": deleg,
+              "parts": [{"layers": p["layers"], **{name: {"bytes": c["bytes"], "compile_seconds": c["compile_seconds"]}
+                                                   for name, c in p["contexts"].items()}}
+                        for p in runtime.get("parts", [])]}
     name = f"export_cost-{a.model}-{a.recipe}" + (f"-g{a.group_size}" if a.group_size else "") + (f"-{a.quant_algo}" if a.quant_algo else "") \
         + (f"-budget{a.size_budget:g}" if a.size_budget else "")
     md = write_results(name, record,

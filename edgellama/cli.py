@@ -164,6 +164,7 @@ def export_cmd(out: Path = typer.Option(..., "--out", "-o", help="Artifact folde
                soc: Optional[str] = typer.Option(None, "--soc", help="qnn: the Snapdragon SoC to compile for (SM8550, SM8650 default, SM8750, SM8850, SC8380XP)."),
                prefill_len: Optional[int] = typer.Option(None, "--prefill-len", help="qnn: tokens per prompt-graph call (= --max-seq-len); must divide --max-context-len."),
                parts: Optional[str] = typer.Option(None, "--parts", help="qnn: auto (each HTP context under 2 GB) or a number of parts."),
+               contexts: Optional[str] = typer.Option(None, "--contexts", help="qnn: both (default) | simulator (one context per graph: loads in the x86 simulator) | device (a part's graphs share one copy of the weights)."),
                logits: Optional[str] = typer.Option(None, "--logits", help="last (xnnpack default: the position a runner samples from) | all (onnx default; parity steps a last-only .pte one token at a time)."),
                force: bool = typer.Option(False, "--force", help="Replace --out if it exists."),
                as_json: bool = typer.Option(False, "--json", help="Print the manifest as JSON.")):
@@ -179,7 +180,7 @@ def export_cmd(out: Path = typer.Option(..., "--out", "-o", help="Artifact folde
                                    max_seq_len=max_seq_len,
                                    max_context_len=max_context_len, dtype=dtype,
                                    accuracy_level=accuracy_level, calibration=calibration, soc=soc,
-                                   max_seq_len_=prefill_len, parts=parts, logits=logits).items() if v is not None}
+                                   max_seq_len_=prefill_len, parts=parts, contexts=contexts, logits=logits).items() if v is not None}
     if "max_seq_len_" in given:  # --prefill-len is the qnn name of --max-seq-len
         given["max_seq_len"] = given.pop("max_seq_len_")
     # Options given on the command line override the recipe; with no recipe, a target's default recipe.

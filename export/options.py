@@ -29,6 +29,7 @@ class ExportOptions:
     calibration: str | None = None  # text file for algorithms that calibrate; default WikiText-2 valid.txt
     soc: str | None = None  # qnn only: the Snapdragon SoC the HTP contexts are compiled for
     parts: str = "auto"  # qnn only: how many parts the layers are split into (each its own HTP context)
+    contexts: str | None = None  # qnn only: which compiled context sets: both, simulator or device
     logits: str | None = None  # "last" (the position a runner samples from) | "all"; default: xnnpack last, onnx all
     recipe: str | None = None
 

@@ -25,6 +25,10 @@ BLOCK_SIZES = (16, 32, 64)  # int4 block sizes the HTP compiled and computed rig
 SCHEMES = ("4w", "8w")
 PART_LIMIT = 1536 << 20  # bytes of weights per part: one HTP context must stay under 2 GB (ai-hub-models#129)
 GENAI_CONFIG = "genai_config.json"
+# Two forms of a part's compiled contexts: name -> (file suffix, do its two graphs share one copy of the weights?).
+# The x86 simulator loads only contexts compiled one per graph (shared ones fail with
+# QNN_COMMON_ERROR_NOT_SUPPORTED); a phone loads both, and the shared form holds the weights once.
+CONTEXT_SETS = {"simulator": ("sim", False), "device": ("device", True)}
 
 
 def check_options(options: ExportOptions) -> None:
@@ -42,6 +46,9 @@ def check_options(options: ExportOptions) -> None:
     if options.dtype != "fp32" or options.logits != "all" or options.accuracy_level is not None:
         raise InputError("--dtype/--logits/--accuracy-level: not options of --target qnn (16-bit activations, every "
                          "position's logits); drop them")
+    if options.contexts not in (*CONTEXT_SETS, "both"):
+        raise InputError(f"--contexts {options.contexts}: use both (default), simulator (checkable here) or device "
+                         f"(one copy of each part's weights, for a phone)")
     if options.parts != "auto" and not (options.parts.isdigit() and int(options.parts) >= 1):
         raise InputError(f"--parts {options.parts}: use auto or a positive number of parts")
 
@@ -63,7 +70,7 @@ def plan_parts(model, parts: str) -> list[tuple[int, int]]:
     return list(zip(bounds[:-1], bounds[1:]))
 
 
-def compile_context(qdq: Path, ctx: Path, soc: str) -> None:
+def compile_context(qdq: Path, ctx: Path, soc: str, config: dict | None = None) -> None:
     """The QNN EP compiles `qdq` for the SoC and writes the EP-context model `ctx` (+ its .bin).
     Which node the HTP refused is only in ONNX Runtime's native log, so stderr is captured meanwhile."""
     from edgellama.runtime.qnn_session import open_graph
@@ -72,7 +79,8 @@ def compile_context(qdq: Path, ctx: Path, soc: str) -> None:
     with native_stderr() as log:
         try:
             open_graph(qdq, "htp", {"soc_model": soc_model, "htp_arch": arch},
-                       {"ep.context_enable": "1", "ep.context_embed_mode": "0", "ep.context_file_path": str(ctx)},
+                       {"ep.context_enable": "1", "ep.context_embed_mode": "0", "ep.context_file_path": str(ctx),
+                        **(config or {})},
                        log_level=2)
             return
         except Exception as e:  # onnxruntime raises its own Fail/RuntimeException types
@@ -107,24 +115,20 @@ def native_stderr():
             os.close(saved)
 
 
-def qairt_version() -> str | None:
-    try:
-        import onnxruntime_qnn
+def qairt_version() -> str:
+    """The QAIRT (QNN SDK) release whose HTP libraries onnxruntime-qnn ships."""
+    from onnxruntime_qnn import build_and_package_info
 
-        return str(getattr(onnxruntime_qnn, "build_and_package_info", {}).get("qnn_sdk_version"))  # type: ignore[union-attr]
-    except Exception:
-        return None
+    return build_and_package_info.qnn_version
 
 
 def write_model(model, tokenizer, options: ExportOptions, folder: Path, say) -> dict:
-    import onnx_ir as ir
-
     from edgellama.algorithms import calibration_windows
     from edgellama.runtime.qnn_session import qnn_devices
 
     from .onnx_cpu import write_genai_tokenizer
     from .qnn_calibrate import calibrate
-    from .qnn_graph import PartSpec, build_part
+    from .qnn_graph import PartSpec
 
     qnn_devices()  # fails early, with the install hint, when onnxruntime-qnn is missing
     a = model.args
@@ -139,36 +143,97 @@ def write_model(model, tokenizer, options: ExportOptions, folder: Path, say) -> 
     say(f"planned {len(plan)} part(s): layers {', '.join(f'{s}-{e - 1}' for s, e in plan)}")
     windows = calibration_windows(tokenizer, options.calibration or _default_text(), count=4, length=4 * ar)
     encodings = calibrate(model, [PartSpec(s, e, a.n_layers, ar, context) for s, e in plan], windows, meta, folder, say)
+    sets = CONTEXT_SETS if options.contexts == "both" else {options.contexts: CONTEXT_SETS[options.contexts]}
     parts, files = [], []
     for p, (s, e) in enumerate(plan):
-        entry = {"layers": [s, e]}
-        for kind, calls in (("prompt", ar), ("token", 1)):
-            stem = f"part{p}-{kind}"
-            graph, _ = build_part(model, PartSpec(s, e, a.n_layers, calls, context), encodings)
-            qdq, ctx = folder / f"{stem}.qdq.onnx", folder / f"{stem}.ctx.onnx"
-            say(f"writing {qdq.name}")
-            ir.save(graph, qdq, external_data=qdq.name + ".data")
-            say(f"compiling {stem} for the {options.soc} HTP (v{arch})")
-            t0 = time.perf_counter()
-            compile_context(qdq, ctx, options.soc)
-            binaries = sorted(f.name for f in folder.glob(f"{stem}*.bin"))
-            entry[kind] = {"qdq_model": qdq.name, "qdq_data": qdq.name + ".data", "context_model": ctx.name,
-                           "context_binaries": binaries, "compile_seconds": round(time.perf_counter() - t0, 1),
-                           "context_bytes": sum((folder / b).stat().st_size for b in binaries)}
-            files += [qdq.name, qdq.name + ".data", ctx.name, *binaries]
-        parts.append(entry)
+        qdq = write_qdq_graphs(model, PartSpec(s, e, a.n_layers, ar, context), encodings, folder, p, say)
+        contexts = {name: compile_part(folder, p, options.soc, name, say) for name in sets}
+        parts.append({"layers": [s, e], "qdq": qdq, "contexts": contexts})
+        files += [qdq["prompt"], qdq["token"], qdq["data"]]
+        files += [f for c in contexts.values() for f in (c["prompt"], c["token"], *c["binaries"])]
     (folder / GENAI_CONFIG).write_text(json.dumps(genai_config(tokenizer, meta, parts), indent=1))
     write_genai_tokenizer(tokenizer, folder)
-    say(f"{len(parts)} part(s): context binaries " +
-        ", ".join(f"{pt[k]['context_bytes'] / 2**20:.1f} MiB" for pt in parts for k in ("prompt", "token")))
-    return {**meta, "parts": parts, "model_file": parts[0]["prompt"]["context_model"], "model_files": files,
+    for name in sets:
+        say(f"{name} context binaries: " + ", ".join(f"part{p} {pt['contexts'][name]['bytes'] / 2**20:.1f} MiB"
+                                                     for p, pt in enumerate(parts)))
+    return {**meta, "parts": parts, "model_file": parts[0]["qdq"]["prompt"], "model_files": files,
             "genai_config": GENAI_CONFIG, "calibration_windows": len(windows), "calibration_tokens_per_window": 4 * ar,
-            "encodings": len(encodings),
+            "encodings": len(encodings), "context_sets": {name: CONTEXT_SETS[name][1] for name in sets},
             # The simulator takes seconds per SmolLM2 step (docs/qnn.md): parity's default set, scaled to fit.
-            "parity_defaults": {"prompts": 4, "gen_tokens": 8, "windows": 2},
-            # The simulator on x86 loads contexts compiled one per graph; a phone can share one copy of a part's
-            # weights between its two graphs (ep.share_ep_contexts), which the simulator cannot load.
-            "contexts": "one per graph, weights not shared (loads in the x86 HTP simulator and on a device)"}
+            "parity_defaults": {"prompts": 4, "gen_tokens": 8, "windows": 2}}
+
+
+def write_qdq_graphs(model, prompt, encodings: dict, folder: Path, p: int, say) -> dict:
+    """Part p's prompt and token QDQ graphs; the token graph reads its weights from the prompt graph's file."""
+    import onnx_ir as ir
+
+    from .qnn_graph import PartSpec, build_part
+
+    out = {"data": f"part{p}.qdq.data"}
+    for kind, calls in (("prompt", prompt.ar), ("token", 1)):
+        graph, _ = build_part(model, PartSpec(prompt.first, prompt.last, prompt.n_layers, calls, prompt.context), encodings)
+        path = folder / f"part{p}-{kind}.qdq.onnx"
+        say(f"writing {path.name}")
+        if kind == "prompt":
+            ir.save(graph, path, external_data=out["data"])
+        else:
+            ir.save(graph, path, external_data=path.name + ".data")
+            share_external_data(path, folder / out["prompt"])
+        out[kind] = path.name
+    return out
+
+
+def compile_part(folder: Path, p: int, soc: str, name: str, say) -> dict:
+    """Part p's two graphs compiled for the SoC as one context set (CONTEXT_SETS)."""
+    suffix, shared_weights = CONTEXT_SETS[name]
+    out, t0 = {}, time.perf_counter()
+    for kind in ("prompt", "token"):
+        say(f"compiling part{p}-{kind} for the {soc} HTP (v{SOCS[soc][1]}), {name} contexts")
+        config = {"ep.share_ep_contexts": "1", **({"ep.stop_share_ep_contexts": "1"} if kind == "token" else {})} \
+            if shared_weights else {}
+        out[kind] = f"part{p}-{kind}.{suffix}.onnx"
+        compile_context(folder / f"part{p}-{kind}.qdq.onnx", folder / out[kind], soc, config)
+    out["binaries"] = sorted(f.name for f in folder.glob(f"part{p}-*.{suffix}_qnn.bin"))
+    out["bytes"] = sum((folder / b).stat().st_size for b in out["binaries"])
+    out["compile_seconds"] = round(time.perf_counter() - t0, 1)
+    return out
+
+
+def share_external_data(model_path: Path, donor_path: Path) -> None:
+    """Point `model_path`'s external tensors at the equal bytes `donor_path` already stores (same
+    name, same bytes), then delete its own data file. Exact: a tensor is shared only if its bytes match."""
+    import onnx
+
+    model = onnx.load(str(model_path), load_external_data=False)
+    donor = onnx.load(str(donor_path), load_external_data=False)
+    folder = model_path.parent
+
+    def where(tensor) -> dict:
+        return {e.key: e.value for e in tensor.external_data}
+
+    donors = {t.name: where(t) for t in donor.graph.initializer if t.data_location == onnx.TensorProto.EXTERNAL}
+    own = None
+    for tensor in model.graph.initializer:
+        if tensor.data_location != onnx.TensorProto.EXTERNAL:
+            continue
+        mine, theirs = where(tensor), donors.get(tensor.name)
+        own = own or mine["location"]
+        data = _read(folder / mine["location"], mine)
+        if theirs is None or _read(folder / theirs["location"], theirs) != data:
+            raise ValueError(f"{model_path.name}: {tensor.name} differs from {donor_path.name}'s; the two graphs of a part "
+                             f"must hold the same weights")
+        del tensor.external_data[:]
+        for key, value in theirs.items():
+            tensor.external_data.add(key=key, value=value)
+    onnx.save(model, str(model_path))
+    if own:
+        (folder / own).unlink()
+
+
+def _read(path: Path, info: dict) -> bytes:
+    with open(path, "rb") as f:
+        f.seek(int(info.get("offset", 0)))
+        return f.read(int(info["length"]))
 
 
 def _default_text():
@@ -183,9 +248,10 @@ def genai_config(tokenizer, meta: dict, parts: list[dict]) -> dict:
     qnn = {"qnn": {"backend_path": "libQnnHtp.so", "soc_model": str(meta["soc_model"]), "htp_arch": str(meta["htp_arch"])}}
     pipeline = []
     for p, part in enumerate(parts):
+        contexts = part["contexts"].get("device") or part["contexts"]["simulator"]
         for kind in ("prompt", "token"):
             pipeline.append({f"part{p}-{kind}": {
-                "filename": part[kind]["context_model"],
+                "filename": contexts[kind],
                 "session_options": {"log_id": f"part{p}-{kind}", "provider_options": [qnn]},
                 "run_on_prompt": kind == "prompt", "run_on_token_gen": kind == "token"}})
     eos = list(tokenizer.eos_ids)

@@ -29,6 +29,13 @@ def rope_tables(positions: np.ndarray, head_dim: int, theta: float) -> tuple[np.
     return np.cos(freqs).astype(np.float32), np.sin(freqs).astype(np.float32)
 
 
+def on_snapdragon() -> bool:
+    """The real HTP is there (an arm64 Snapdragon device or laptop), not the x86 simulator."""
+    import platform
+
+    return platform.machine().lower() in ("aarch64", "arm64")
+
+
 def htp_options(soc_model: int, htp_arch: int) -> dict:
     import onnxruntime_qnn
 
@@ -70,13 +77,13 @@ def open_graph(path: Path, backend: str, soc: dict | None = None, config: dict |
 
 class QnnSession(Session):
     def __init__(self, graphs: list[dict[str, Path]], meta: dict, tokenizer=None, backend: str = "htp",
-                 observe=None):
+                 observe=None, config: dict | None = None):
         """graphs: per part {"prompt": path, "token": path}; meta: the manifest's runtime section
         (prefill_len, max_context_len, n_layers, n_kv_heads, head_dim, rope_theta, vocab_size, ...).
         observe(outputs: dict) is called with every graph call's outputs (calibration)."""
         self.meta, self.tokenizer, self.observe = meta, tokenizer, observe
         soc = {"soc_model": meta.get("soc_model"), "htp_arch": meta.get("htp_arch")}
-        self.parts = [{kind: open_graph(path, backend, soc) for kind, path in part.items()} for part in graphs]
+        self.parts = [{kind: open_graph(path, backend, soc, config) for kind, path in part.items()} for part in graphs]
         self.context = meta["max_context_len"]
         self.ar = {"prompt": meta["prefill_len"], "token": 1}
         self.info = SessionInfo(self.context, meta["vocab_size"], meta["n_layers"], meta.get("bos_id"),
@@ -88,9 +95,17 @@ class QnnSession(Session):
     @classmethod
     def from_artifact(cls, folder: Path, manifest: dict, tokenizer=None, backend: str = "htp") -> "QnnSession":
         meta = manifest["runtime"]
-        key = "context_model" if backend == "htp" else "qdq_model"
-        graphs = [{kind: Path(folder) / part[kind][key] for kind in ("prompt", "token")} for part in meta["parts"]]
-        return cls(graphs, meta, tokenizer, backend)
+        if backend == "htp" and "simulator" not in meta["parts"][0]["contexts"] and not on_snapdragon():
+            from edgellama.errors import InputError
+
+            raise InputError(f"{folder}: holds only device contexts (shared weights), which the x86 HTP simulator "
+                             f"cannot load; export with --contexts both or simulator to run it here")
+        sets = meta["parts"][0]["contexts"]
+        chosen = "device" if "device" in sets and (on_snapdragon() or "simulator" not in sets) else "simulator"
+        graphs = [{kind: Path(folder) / (part["contexts"][chosen][kind] if backend == "htp" else part["qdq"][kind])
+                   for kind in ("prompt", "token")} for part in meta["parts"]]
+        shared = {"ep.share_ep_contexts": "1"} if backend == "htp" and chosen == "device" else None
+        return cls(graphs, meta, tokenizer, backend, config=shared)
 
     def prefill(self, tokens):
         self._check_room(len(tokens))

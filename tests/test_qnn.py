@@ -31,13 +31,15 @@ def test_export_writes_compiled_prompt_and_token_graphs(qnn_artifact):
     manifest = json.loads((qnn_artifact / "manifest.json").read_text())
     rt = manifest["runtime"]
     assert rt["runtime"] == "onnxruntime-qnn" and rt["soc"] == "SM8650" and (rt["soc_model"], rt["htp_arch"]) == (57, 75)
+    assert rt["qairt"].startswith("2.")
     assert [p["layers"] for p in rt["parts"]] == [[0, 2], [2, 3]]  # --parts 2 over 3 layers
     for part in rt["parts"]:
-        for kind in ("prompt", "token"):
-            entry = part[kind]
-            assert entry["context_binaries"] and entry["context_bytes"] > 0
-            for name in (entry["qdq_model"], entry["context_model"], *entry["context_binaries"]):
-                assert name in manifest["files"], name  # listed and hashed
+        sim, device = part["contexts"]["simulator"], part["contexts"]["device"]
+        assert len(sim["binaries"]) == 2 and len(device["binaries"]) == 1  # the device set: one context, both graphs
+        assert 0 < device["bytes"] < sim["bytes"]  # ... holding the weights once
+        for name in (*part["qdq"].values(), sim["prompt"], sim["token"], *sim["binaries"], device["prompt"], *device["binaries"]):
+            assert name in manifest["files"], name  # listed and hashed
+    assert not list(qnn_artifact.glob("*token.qdq.onnx.data"))  # the token graph reads the prompt graph's weights
     assert rt["encodings"] > 50 and rt["calibration_windows"] == 4
     config = json.loads((qnn_artifact / "genai_config.json").read_text())
     assert config["model"]["type"] == "decoder-pipeline" and len(config["model"]["decoder"]["pipeline"]) == 4

@@ -2,7 +2,7 @@
 checkpoint <= 45 min and <= 12 GiB), each export in a fresh process.
 
 Usage: python bench/export_cost.py [--model smollm2|llama2-7b] [--recipe xnnpack-8da4w] [--group-size N]
-       [--quant-algo rtn] [--size-budget 1.0]"""
+       [--quant-algo rtn] [--size-budget 1.0] [--contexts device] [--parts 4]"""
 from __future__ import annotations
 
 import argparse
@@ -25,19 +25,23 @@ def main():
     ap.add_argument("--group-size", type=int, default=None)
     ap.add_argument("--quant-algo", default=None, help="override the recipe's algorithm, e.g. rtn")
     ap.add_argument("--size-budget", type=float, default=None, help="override the recipe's (1.0: no mixed precision)")
+    ap.add_argument("--contexts", default=None, help="qnn: both | simulator | device")
+    ap.add_argument("--parts", default=None, help="qnn: auto or a number of parts")
     a = ap.parse_args()
     model_args = [] if a.model == "smollm2" else ["--model", str(synthetic_meta(a.model, "bf16"))]
     extra = ["--group-size", str(a.group_size)] if a.group_size else []
     extra += ["--quant-algo", a.quant_algo] if a.quant_algo else []
     extra += ["--size-budget", str(a.size_budget)] if a.size_budget else []
+    extra += ["--contexts", a.contexts] if a.contexts else []
+    extra += ["--parts", a.parts] if a.parts else []
     with tempfile.TemporaryDirectory(dir=Path(__file__).resolve().parents[1] / ".cache") as tmp:
         out = Path(tmp) / "artifact"
         t0 = time.perf_counter()
         res = subprocess.run([sys.executable, "-m", "edgellama.cli", "export", "--recipe", a.recipe, *model_args,
-                              *extra, "--out", str(out), "--json"], capture_output=True, text=True)
+                              *extra, "--out", str(out), "--json"], stdout=subprocess.PIPE, text=True)  # stages on stderr
         seconds = time.perf_counter() - t0
         if res.returncode:
-            sys.exit(res.stderr[-3000:])
+            sys.exit(f"export failed with exit code {res.returncode} (its error is above)")
         peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
         manifest = json.loads(res.stdout)
     runtime = manifest["runtime"]
@@ -52,7 +56,8 @@ def main():
                                                    for name, c in p["contexts"].items()}}
                         for p in runtime.get("parts", [])]}
     name = f"export_cost-{a.model}-{a.recipe}" + (f"-g{a.group_size}" if a.group_size else "") + (f"-{a.quant_algo}" if a.quant_algo else "") \
-        + (f"-budget{a.size_budget:g}" if a.size_budget else "")
+        + (f"-budget{a.size_budget:g}" if a.size_budget else "") + (f"-{a.contexts}" if a.contexts else "") \
+        + (f"-parts{a.parts}" if a.parts else "")
     md = write_results(name, record,
                        [[a.model, a.recipe, f"{seconds / 60:.1f}", f"{peak / 2**30:.2f}", f"{size / 2**20:.1f}",
                          deleg.get("delegate_calls", "-"), deleg.get("delegated_linears", "-"),

@@ -249,9 +249,13 @@ def genai_config(tokenizer, meta: dict, parts: list[dict]) -> dict:
     pipeline = []
     for p, part in enumerate(parts):
         contexts = part["contexts"].get("device") or part["contexts"]["simulator"]
+        layers = range(*part["layers"])
+        inputs = ["input_ids" if p == 0 else "hidden_in", "attention_mask", "position_cos", "position_sin",
+                  *[f"past_{kv}_{i}" for i in layers for kv in ("key", "value")]]
+        outputs = ["logits" if p == len(parts) - 1 else "hidden_out", *[f"new_{kv}_{i}" for i in layers for kv in ("key", "value")]]
         for kind in ("prompt", "token"):
             pipeline.append({f"part{p}-{kind}": {
-                "filename": contexts[kind],
+                "filename": contexts[kind], "inputs": inputs, "outputs": outputs,
                 "session_options": {"log_id": f"part{p}-{kind}", "provider_options": [qnn]},
                 "run_on_prompt": kind == "prompt", "run_on_token_gen": kind == "token"}})
     eos = list(tokenizer.eos_ids)

@@ -90,14 +90,18 @@ class Sequence:
 
 
 def artifact_sequences(session: Session, prompts: list[list[int]], windows: list[list[int]],
-                       gen_tokens: int) -> list[Sequence]:
+                       gen_tokens: int, say=lambda _msg: None) -> list[Sequence]:
     """Runs the artifact once; every reference is compared against these same rows."""
-    out = []
+    import time
+
+    out, started, total = [], time.perf_counter(), len(prompts) + len(windows)
     for prompt in prompts:
         tokens, rows = greedy_rows(session, prompt, gen_tokens)
         out.append(Sequence("prompt", prompt + tokens, len(prompt) - 1, tokens, rows))
+        say(f"artifact: {len(out)}/{total} sequences, {time.perf_counter() - started:.0f} s")
     for ids in windows:
         out.append(Sequence("text", ids, len(ids) - 1, [], prefill_rows(session, ids)))
+        say(f"artifact: {len(out)}/{total} sequences, {time.perf_counter() - started:.0f} s")
     return out
 
 
@@ -308,7 +312,7 @@ def run_parity(artifact: Session, manifest: dict, references: dict[str, Session]
     started = time.perf_counter()
     stored, failures = check_runtime_metadata(artifact, manifest)
     say(f"running the artifact: {len(prompts)} prompts + {gen_tokens} greedy tokens each, {len(windows)} text windows")
-    sequences = artifact_sequences(artifact, prompts, windows, gen_tokens)
+    sequences = artifact_sequences(artifact, prompts, windows, gen_tokens, say)
     compared = {}
     for name, session in references.items():
         say(f"teacher-forcing the {name} reference")

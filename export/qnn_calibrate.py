@@ -1,7 +1,8 @@
-"""Activation encodings for the QNN graphs: the calibration graphs (float activations, quantized
-weights: export/qnn_graph.py with no ranges) run on ONNX Runtime's CPU EP over windows of the
+"""Activation encodings for the QNN graphs: a part's calibration graph (float activations, quantized
+weights: export/qnn_graph.py with no ranges) runs on ONNX Runtime's CPU EP over windows of the
 calibration text, through the same host loop as the artifact (runtime QnnSession), and the range
-of every tensor that will be quantized is recorded.
+of every tensor that will be quantized is recorded. Part by part: each part is fed the hidden
+states the previous one produced, so memory holds one part's graph at a time.
 
 Min/max widened by HEADROOM: text the calibration did not see drives activations past its range
 (on the tiny test model a prompt's keys reached -6.4 where calibration saw -5.2, and the clipped
@@ -22,24 +23,32 @@ def bits_of(key: str) -> int:
     return KV_BITS if key.startswith("kv.") else ACT_BITS
 
 
-def calibrate(model, parts: list[PartSpec], windows: list[list[int]], meta: dict, workdir: Path, say) -> dict:
-    """-> {encoding key: (lo, hi, bits)} over every window, fed in prompt-graph chunks from position 0."""
+FIXED = {"attention_mask": (MASK_VALUE, 0.0), "position_cos": (-1.0, 1.0), "position_sin": (-1.0, 1.0)}
+
+
+def calibrate_part(model, part: PartSpec, p: int, windows: list[list[int]], meta: dict, workdir: Path,
+                   carried: list | None, say) -> tuple[dict, list]:
+    """One part's encodings -> ({encoding key: (lo, hi, bits)}, the hidden states it hands the next
+    part, one per call). `carried`: the previous part's, fed in the same order. Parts are calibrated
+    one at a time, so only one part's calibration graph is ever in memory."""
+    import gc
+
     import onnx_ir as ir
 
     from edgellama.runtime.qnn_session import QnnSession
 
-    graphs, names = [], {}
-    for p, part in enumerate(parts):
-        graph, extra = build_part(model, part, None)
-        path = workdir / f"calibration-part{p}.onnx"
-        ir.save(graph, path, external_data=path.name + ".data")
-        graphs.append({"prompt": path})
-        for key, name in extra:
-            names.setdefault(name, key)
-    ranges = {"attention_mask": [MASK_VALUE, 0.0], "position_cos": [-1.0, 1.0], "position_sin": [-1.0, 1.0]}
+    graph, extra = build_part(model, part, None)
+    path = workdir / f"calibration-part{p}.onnx"
+    ir.save(graph, path, external_data=path.name + ".data")
+    del graph
+    gc.collect()  # onnx_ir graphs are reference cycles: free this part's weight copies now
+    names = {name: key for key, name in extra}
+    ranges, handed = {}, []
 
     def observe(outputs: dict, _kind: str) -> None:
         for name, value in outputs.items():
+            if name == "hidden_out":
+                handed.append(value)
             key = names.get(name)
             if key is None:
                 continue
@@ -47,20 +56,24 @@ def calibrate(model, parts: list[PartSpec], windows: list[list[int]], meta: dict
             old = ranges.setdefault(key, [lo, hi])
             old[0], old[1] = min(old[0], lo), max(old[1], hi)
 
-    session = QnnSession(graphs, meta, backend="cpu", observe=observe)
+    feed = iter(carried or [])
+    session = QnnSession([{"prompt": path}], meta, backend="cpu", observe=observe,
+                         hidden_in=(lambda: next(feed)) if carried else None)
     ar = meta["prefill_len"]
     for n, window in enumerate(windows, 1):
-        say(f"calibrating 16-bit activations: window {n}/{len(windows)}")
+        say(f"part {p}: calibrating 16-bit activations, window {n}/{len(windows)}")
         session.reset()
-        usable = len(window) // ar * ar  # whole prompt-graph calls only
-        session.prefill(window[:usable])
+        session.prefill(window[:len(window) // ar * ar])  # whole prompt-graph calls only
     del session
-    for path in workdir.glob("calibration-part*"):
-        path.unlink()
-    fixed = {"attention_mask", "position_cos", "position_sin"}  # exact: the host feeds nothing outside
+    for f in workdir.glob(f"calibration-part{p}.onnx*"):
+        f.unlink()
+    return widen(ranges), handed
 
-    def widened(key, lo, hi):
+
+def widen(ranges: dict) -> dict:
+    """Observed [lo, hi] -> encodings with HEADROOM; the host-fed inputs keep their exact ranges."""
+    out = {key: (lo, hi, ACT_BITS) for key, (lo, hi) in FIXED.items()}
+    for key, (lo, hi) in ranges.items():
         bits = bits_of(key)
-        margin = 1.0 if key in fixed else HEADROOM[bits]
-        return lo * margin, hi * margin, bits
-    return {key: widened(key, lo, hi) for key, (lo, hi) in ranges.items()}
+        out[key] = (lo * HEADROOM[bits], hi * HEADROOM[bits], bits)
+    return out

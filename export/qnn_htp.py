@@ -127,7 +127,7 @@ def write_model(model, tokenizer, options: ExportOptions, folder: Path, say) -> 
     from edgellama.runtime.qnn_session import qnn_devices
 
     from .onnx_cpu import write_genai_tokenizer
-    from .qnn_calibrate import calibrate
+    from .qnn_calibrate import calibrate_part
     from .qnn_graph import PartSpec
 
     qnn_devices()  # fails early, with the install hint, when onnxruntime-qnn is missing
@@ -142,12 +142,15 @@ def write_model(model, tokenizer, options: ExportOptions, folder: Path, say) -> 
             "bos_id": tokenizer.bos_id, "eos_ids": list(tokenizer.eos_ids), "thresholds": f"qnn-a16w{8 if options.quant == '8w' else 4}"}
     say(f"planned {len(plan)} part(s): layers {', '.join(f'{s}-{e - 1}' for s, e in plan)}")
     windows = calibration_windows(tokenizer, options.calibration or _default_text(), count=4, length=4 * ar)
-    encodings = calibrate(model, [PartSpec(s, e, a.n_layers, ar, context) for s, e in plan], windows, meta, folder, say)
     sets = CONTEXT_SETS if options.contexts == "both" else {options.contexts: CONTEXT_SETS[options.contexts]}
-    parts, files = [], []
-    for p, (s, e) in enumerate(plan):
-        qdq = write_qdq_graphs(model, PartSpec(s, e, a.n_layers, ar, context), encodings, folder, p, say)
+    parts, files, encodings, carried = [], [], {}, None
+    for p, (s, e) in enumerate(plan):  # one part at a time: calibrate, write, compile, release
+        spec = PartSpec(s, e, a.n_layers, ar, context)
+        found, carried = calibrate_part(model, spec, p, windows, meta, folder, carried, say)
+        encodings.update(found)  # the next part's input encoding is this part's output encoding
+        qdq = write_qdq_graphs(model, spec, encodings, folder, p, say)
         contexts = {name: compile_part(folder, p, options.soc, name, say) for name in sets}
+        release_layers(model, s, e)
         parts.append({"layers": [s, e], "qdq": qdq, "contexts": contexts})
         files += [qdq["prompt"], qdq["token"], qdq["data"]]
         files += [f for c in contexts.values() for f in (c["prompt"], c["token"], *c["binaries"])]
@@ -163,8 +166,22 @@ def write_model(model, tokenizer, options: ExportOptions, folder: Path, say) -> 
             "parity_defaults": {"prompts": 4, "gen_tokens": 8, "windows": 2}}
 
 
+def release_layers(model, first: int, last: int) -> None:
+    """Drop layers whose graphs are written and compiled (write_model consumes the model this way,
+    so a 7B export never holds every part's weights next to a compile)."""
+    import gc
+
+    from torch import nn
+
+    for i in range(first, last):
+        model.layers[i] = nn.Module()
+    gc.collect()
+
+
 def write_qdq_graphs(model, prompt, encodings: dict, folder: Path, p: int, say) -> dict:
     """Part p's prompt and token QDQ graphs; the token graph reads its weights from the prompt graph's file."""
+    import gc
+
     import onnx_ir as ir
 
     from .qnn_graph import PartSpec, build_part
@@ -179,6 +196,8 @@ def write_qdq_graphs(model, prompt, encodings: dict, folder: Path, p: int, say) 
         else:
             ir.save(graph, path, external_data=path.name + ".data")
             share_external_data(path, folder / out["prompt"])
+        del graph
+        gc.collect()  # onnx_ir graphs are reference cycles: free the weight copies before the next graph
         out[kind] = path.name
     return out
 

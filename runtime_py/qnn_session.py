@@ -77,11 +77,13 @@ def open_graph(path: Path, backend: str, soc: dict | None = None, config: dict |
 
 class QnnSession(Session):
     def __init__(self, graphs: list[dict[str, Path]], meta: dict, tokenizer=None, backend: str = "htp",
-                 observe=None, config: dict | None = None):
+                 observe=None, config: dict | None = None, hidden_in=None):
         """graphs: per part {"prompt": path, "token": path}; meta: the manifest's runtime section
         (prefill_len, max_context_len, n_layers, n_kv_heads, head_dim, rope_theta, vocab_size, ...).
-        observe(outputs: dict) is called with every graph call's outputs (calibration)."""
-        self.meta, self.tokenizer, self.observe = meta, tokenizer, observe
+        observe(outputs: dict, kind) is called with every graph call's outputs (calibration);
+        hidden_in() supplies the first graph's `hidden_in` when it is not the first part (calibrating
+        one part at a time)."""
+        self.meta, self.tokenizer, self.observe, self.hidden_in = meta, tokenizer, observe, hidden_in
         soc = {"soc_model": meta.get("soc_model"), "htp_arch": meta.get("htp_arch")}
         self.parts = [{kind: open_graph(path, backend, soc, config) for kind, path in part.items()} for part in graphs]
         self.context = meta["max_context_len"]
@@ -117,7 +119,7 @@ class QnnSession(Session):
             n = min(left, self.ar[kind])
             rows.append(self._call(kind, tokens[i:i + n]))
             i += n
-        return np.concatenate(rows)
+        return np.concatenate(rows) if rows[0] is not None else np.zeros((0, 0), np.float32)
 
     def reset(self):
         self.pos = 0  # the mask hides every column at or after pos
@@ -132,7 +134,7 @@ class QnnSession(Session):
         feeds = {"attention_mask": mask, "position_cos": cos[None, None], "position_sin": sin[None, None]}
         ids = np.zeros((1, ar), np.int32)
         ids[0, :n] = tokens
-        carry = {"input_ids": ids}
+        carry = {"input_ids": ids, **({"hidden_in": self.hidden_in()} if self.hidden_in else {})}
         for part in self.parts:
             session = part[kind]
             names = [i.name for i in session.get_inputs()]
@@ -154,7 +156,7 @@ class QnnSession(Session):
                     self.values[int(name.rsplit("_", 1)[1])][:, :, pos:pos + kept] = value[:, :, :kept]
             carry = {"hidden_in": outputs.get("hidden_out")}
         self.pos += n
-        return outputs["logits"][0, :n]
+        return outputs["logits"][0, :n] if "logits" in outputs else None  # None: a part without the head
 
 
 def htp_session(folder: Path, manifest: dict, tokenizer=None) -> QnnSession:

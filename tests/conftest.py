@@ -64,6 +64,25 @@ def tiny_pte(tmp_path_factory, tiny_meta):
 
 
 @pytest.fixture(scope="session")
+def tiny_onnx_artifact(tmp_path_factory, tiny_meta):
+    """The tiny model exported to ONNX (onnx-4w), from the same checkpoint as tiny_pte."""
+    out = tmp_path_factory.mktemp("art") / "tiny-onnx-4w"
+    code, _, err = run_cli("export", "--model", tiny_meta, "--recipe", "onnx-4w", "--max-seq-len", "32",
+                           "--max-context-len", "160", "--out", out)
+    assert code == 0, err
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(tmp_path_factory, tiny_pte, tiny_onnx_artifact):
+    """`edgellama bundle` of tiny_pte and tiny_onnx_artifact, as the folder `tiny`."""
+    out = tmp_path_factory.mktemp("bundles") / "tiny"
+    code, _, err = run_cli("bundle", tiny_pte, tiny_onnx_artifact, "--out", out)
+    assert code == 0, err
+    return out
+
+
+@pytest.fixture(scope="session")
 def tokens() -> torch.Tensor:
     g = torch.Generator().manual_seed(0)
     return torch.randint(3, VOCAB, (2, 37), generator=g)

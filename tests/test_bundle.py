@@ -17,23 +17,6 @@ from conftest import run_cli
 SCHEMA = Path(__file__).resolve().parents[1] / "android_demo" / "bundle.schema.json"
 
 
-@pytest.fixture(scope="session")
-def tiny_onnx_artifact(tmp_path_factory, tiny_meta):
-    out = tmp_path_factory.mktemp("art") / "tiny-onnx-4w"
-    code, _, err = run_cli("export", "--model", tiny_meta, "--recipe", "onnx-4w", "--max-seq-len", "32",
-                           "--max-context-len", "160", "--out", out)
-    assert code == 0, err
-    return out
-
-
-@pytest.fixture(scope="session")
-def tiny_bundle(tmp_path_factory, tiny_pte, tiny_onnx_artifact):
-    out = tmp_path_factory.mktemp("bundles") / "tiny"
-    code, _, err = run_cli("bundle", tiny_pte, tiny_onnx_artifact, "--out", out)
-    assert code == 0, err
-    return out
-
-
 def leftovers(folder: Path) -> list[str]:
     return [p.name for p in folder.iterdir() if ".partial-" in p.name]
 

@@ -10,6 +10,7 @@ Every check runs before anything is written: each artifact's files against its m
 name and renamed into place (a folder, or FILE.zip holding NAME/...)."""
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -100,9 +101,11 @@ def runtime_entries(artifacts: list[tuple[Path, dict]], parity: list[Path]) -> l
     return entries
 
 
-def copy_verified(src_folder: Path, manifest: dict, dst: Path) -> None:
-    """Copies the artifact's listed files and its manifest, hashing as it goes; a mismatch is refused."""
+def copy_verified(src_folder: Path, manifest: dict, dst: Path) -> list[dict]:
+    """Copies the artifact's listed files and its manifest, hashing as it goes; a mismatch is refused.
+    Returns their entries for the bundle's `files` (paths relative to the bundle)."""
     dst.mkdir()
+    listed = []
     for name, info in manifest["files"].items():
         src = src_folder / name
         if not src.is_file():
@@ -115,12 +118,11 @@ def copy_verified(src_folder: Path, manifest: dict, dst: Path) -> None:
         if h.hexdigest() != info["sha256"]:
             raise InputError(f"{src}: sha256 differs from {MANIFEST}; the file was modified or corrupted — export "
                              f"the artifact again")
+        listed.append({"path": f"{dst.name}/{name}", "bytes": (dst / name).stat().st_size, "sha256": info["sha256"]})
     shutil.copyfile(src_folder / MANIFEST, dst / MANIFEST)
-
-
-def file_list(folder: Path) -> list[dict]:
-    return [{"path": p.relative_to(folder).as_posix(), "bytes": p.stat().st_size, "sha256": sha256(p)}
-            for p in sorted(folder.rglob("*")) if p.is_file() and p.relative_to(folder).as_posix() != MANIFEST]
+    export_manifest = dst / MANIFEST
+    listed.append({"path": f"{dst.name}/{MANIFEST}", "bytes": export_manifest.stat().st_size, "sha256": sha256(export_manifest)})
+    return listed
 
 
 @contextmanager
@@ -174,12 +176,23 @@ def make_bundle(artifacts: list[Path], out: Path, name: str | None = None, parit
                        "max_new_tokens": min(DEFAULT_MAX_NEW_TOKENS, min(e["max_context_len"] for _, _, e in entries) - 1)},
         "files": [], "runtimes": [e for _, _, e in entries],
     }
+    try:
+        write_bundle(entries, manifest, out, name, as_zip)
+    except OSError as e:
+        if e.errno == errno.ENOSPC:
+            raise InputError(f"{out.parent}: no space left on the device while writing the bundle; nothing was "
+                             f"kept — free some space or choose another --out") from None
+        raise
+    return manifest
+
+
+def write_bundle(entries: list[tuple[Path, dict, dict]], manifest: dict, out: Path, name: str, as_zip: bool) -> None:
+    """Copies the artifacts under a temporary name, lists and validates, then renames into place."""
     with staged(out) as tmp:
         folder = tmp / name if as_zip else tmp
         folder.mkdir(parents=True)
-        for path, artifact_manifest, entry in entries:
-            copy_verified(path, artifact_manifest, folder / entry["folder"])
-        manifest["files"] = file_list(folder)
+        manifest["files"] = [f for path, artifact_manifest, entry in entries
+                             for f in copy_verified(path, artifact_manifest, folder / entry["folder"])]
         validate(manifest, out / MANIFEST)
         (folder / MANIFEST).write_text(json.dumps(manifest, indent=1))
         if as_zip:
@@ -191,7 +204,6 @@ def make_bundle(artifacts: list[Path], out: Path, name: str | None = None, parit
                 partial_zip.unlink(missing_ok=True)
         else:
             tmp.rename(out)
-    return manifest
 
 
 def read_bundle(folder: Path) -> dict:

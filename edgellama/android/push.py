@@ -45,7 +45,7 @@ def push(bundle: Path, device_spec: str, say=lambda _msg: None) -> dict:
     manifest = read_bundle(bundle)  # local files verified before anything is sent
     device = Device(device_spec)
     remote = f"{REMOTE_ROOT}/{manifest['name']}"
-    device.shell(f"mkdir -p {remote} && rm -f {remote}/{MANIFEST} && find {remote} -name '*.partial' -delete")
+    device.shell(f"mkdir -p {remote} && rm -f {remote}/{MANIFEST} && find {remote} -name '*.partial' -exec rm -f {{}} +")
     held = remote_hashes(device, remote)
     todo = [f for f in manifest["files"] if held.get(f["path"]) != f["sha256"]]
     needed = sum(f["bytes"] for f in todo)
@@ -61,6 +61,8 @@ def push(bundle: Path, device_spec: str, say=lambda _msg: None) -> dict:
         device.push(str(bundle / f["path"]), f"{target}.partial")
         device.shell(f"mv {target}.partial {target}")
     device.push(str(bundle / MANIFEST), f"{remote}/{MANIFEST}")
-    device.shell(f"find {remote} -type f -exec chmod 664 {{}} +")
+    # The app runs as another user than adb's shell: it needs to list the folders and read the files.
+    device.shell(f"chmod 775 {REMOTE_ROOT} && find {remote} -type d -exec chmod 775 {{}} + && "
+                 f"find {remote} -type f -exec chmod 664 {{}} +")
     return {"device": device.serial, "remote": remote, "pushed": [f["path"] for f in todo],
             "skipped": len(manifest["files"]) - len(todo), "bytes_pushed": needed}

@@ -28,7 +28,7 @@ import org.edgellama.demo.engine.LlmEngine;
 public class ChatActivity extends Activity {
     private final ExecutorService worker = Executors.newSingleThreadExecutor(); // all engine calls, in order
     private BundleManifest manifest;
-    private LlmEngine engine;
+    private volatile LlmEngine engine; // set on the worker, stopped from the UI thread
     private TextView status;
     private TextView stats;
     private TextView transcript;

@@ -134,6 +134,14 @@ def test_parity_summary_is_carried(tmp_path, tiny_pte):
     assert "nope.json: not a parity.json" in line
 
 
+def test_damaged_artifact_manifest_is_refused(tmp_path, tiny_pte):
+    copy = tmp_path / "damaged"
+    shutil.copytree(tiny_pte, copy)
+    (copy / "manifest.json").write_text((copy / "manifest.json").read_text()[:-40])
+    line = one_line_error(*run_cli("bundle", copy, "--out", tmp_path / "out")[::2])
+    assert f"{copy / 'manifest.json'}: not valid JSON" in line
+
+
 def test_existing_out_and_bad_name_are_refused(tmp_path, tiny_pte):
     (tmp_path / "taken").mkdir()
     assert "already exists" in one_line_error(*run_cli("bundle", tiny_pte, "--out", tmp_path / "taken")[::2])

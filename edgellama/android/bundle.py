@@ -29,6 +29,7 @@ from .schema import validate
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 DEFAULT_MAX_NEW_TOKENS = 128
+ARTIFACT_KEYS = ("source", "quantization", "tokenizer", "runtime", "files")  # what bundling reads
 
 
 def source_sha256(source: dict) -> str:
@@ -45,7 +46,12 @@ def read_artifacts(paths: list[Path]) -> list[tuple[Path, dict]]:
         path = Path(path)
         if not path.is_dir():
             raise InputError(f"{path}: not an artifact folder; pass the --out folders of `edgellama export`")
-        out.append((path, read_manifest(path)))
+        manifest = read_manifest(path)
+        missing = [key for key in ARTIFACT_KEYS if key not in manifest]
+        if missing:
+            raise InputError(f"{path / MANIFEST}: has no {', '.join(missing)}; export the artifact again with this "
+                             f"edgellama version")
+        out.append((path, manifest))
     return out
 
 

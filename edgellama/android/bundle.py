@@ -6,8 +6,9 @@ one bundle with a manifest.json that follows android_demo/bundle.schema.json.
     NAME/onnxruntime/...
 
 Every check runs before anything is written: each artifact's files against its manifest's sha256
-(again while they are copied), one source checkpoint, the .pte's operators against the stock AAR. The bundle is built under a temporary
-name and renamed into place (a folder, or FILE.zip holding NAME/...)."""
+(again while they are copied), the .pte's operators against the stock AAR, one source checkpoint.
+The bundle is built under a temporary name and renamed into place (a folder, or FILE.zip holding
+NAME/...)."""
 from __future__ import annotations
 
 import errno

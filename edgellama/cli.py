@@ -378,6 +378,40 @@ def parity(artifact: Path = typer.Argument(..., help="An artifact folder from `e
         raise typer.Exit(1)
 
 
+@app.command()
+def bundle(artifacts: list[Path] = typer.Argument(..., help="Artifact folders of one model (a .pte folder, an ONNX folder, ...)."),
+           out_path: Path = typer.Option(..., "--out", "-o", help="Bundle folder to create, or FILE.zip."),
+           name: Optional[str] = typer.Option(None, "--name", help="Bundle name, its folder on the phone (default: the --out name)."),
+           parity: list[Path] = typer.Option([], "--parity", help="parity.json from `edgellama parity --report` on one of the artifacts (repeatable)."),
+           as_json: bool = typer.Option(False, "--json", help="Print the bundle manifest as JSON.")):
+    """Bundle the artifacts of one model for the Android app (manifest.json per android_demo/bundle.schema.json)."""
+    from .android.bundle import make_bundle
+
+    manifest = make_bundle(artifacts, out_path, name, parity)
+    if as_json:
+        print(json.dumps(manifest, indent=1))
+        return
+    total = sum(f["bytes"] for f in manifest["files"])
+    kinds = ", ".join(f"{r['type']} ({r['backend']})" for r in manifest["runtimes"])
+    err.print(f"[green]bundled[/] {manifest['name']} into {out_path}: {kinds}; {len(manifest['files'])} files, "
+              f"{total / 2**20:.1f} MiB", highlight=False)
+
+
+@app.command()
+def push(bundle_dir: Path = typer.Argument(..., help="A bundle folder from `edgellama bundle`."),
+         device: str = typer.Option(..., "--device", help="adb:SERIAL, as `adb devices` lists it."),
+         as_json: bool = typer.Option(False, "--json", help="Print what was pushed as JSON.")):
+    """Copy a bundle to /data/local/tmp/edgellama/NAME/ on a phone, skipping files it already holds."""
+    from .android.push import push as push_bundle
+
+    report = push_bundle(bundle_dir, device, say=lambda msg: err.print(f"[dim]{msg}[/]", highlight=False))
+    if as_json:
+        print(json.dumps(report, indent=1))
+        return
+    err.print(f"[green]pushed[/] {len(report['pushed'])} files ({report['bytes_pushed'] / 2**20:.1f} MiB), "
+              f"{report['skipped']} already there, to {report['device']}:{report['remote']}", highlight=False)
+
+
 def main() -> None:
     try:
         app()

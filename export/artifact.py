@@ -126,7 +126,10 @@ def read_manifest(folder: Path, verify: bool = True) -> dict:
     path = Path(folder) / MANIFEST
     if not path.exists():
         raise InputError(f"{path}: missing; this folder is not an edgellama artifact (export it with `edgellama export`)")
-    manifest = json.loads(path.read_text())
+    try:
+        manifest = json.loads(path.read_text())
+    except ValueError:
+        raise InputError(f"{path}: not valid JSON; the artifact is damaged — export it again") from None
     if verify:
         for name, info in manifest.get("files", {}).items():
             f = Path(folder) / name

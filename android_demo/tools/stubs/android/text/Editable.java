@@ -1,0 +1,7 @@
+// Stub for compile-checking only (android_demo/tools/check.sh): the signatures of the Android API
+// (API level 28+, developer.android.com/reference/android/text/Editable) that the app calls; no behaviour.
+package android.text;
+
+public interface Editable extends CharSequence {
+    void clear();
+}

@@ -14,10 +14,11 @@ from .errors import InputError
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True,
                   help="Load, quantize, export and check Llama-family models for phones and edge boards.")
-out = Console()
+console = Console()  # stdout; not `out`, which is export's --out
 err = Console(stderr=True)
 _debug = {"on": bool(os.environ.get("EDGELLAMA_DEBUG"))}
 
+ForceMemoryOpt = typer.Option(False, "--force-memory", help="Run even when the memory estimate exceeds the available memory.")
 ModelOpt = typer.Option(None, "--model", "-m", help="Meta/HF checkpoint folder or .gguf file (default: embedded SmolLM2-135M-Instruct).")
 
 
@@ -49,6 +50,15 @@ def load_with_progress(ckpt, dtype):
                   console=err, transient=True) as bar:
         task = bar.add_task(ckpt.path.name, total=len(ckpt.tensors))
         return build_model(ckpt, dtype, progress=lambda _name: bar.advance(task))
+
+
+def check_prompt_fits(ids: list[int], context: int, fix: str) -> None:
+    """Before any model runs: the prompt and at least one new token must fit the KV cache."""
+    if not ids:
+        raise InputError("--prompt: encodes to no tokens; pass some text")
+    if len(ids) >= context:
+        raise InputError(f"--prompt: {len(ids)} tokens do not fit a context of {context} positions "
+                         f"(one more is needed for the answer); shorten the prompt or {fix}")
 
 
 def generate_and_report(session, text: str, ids: list[int], sampling, max_new_tokens: int, as_json: bool,
@@ -101,15 +111,15 @@ def inspect(path: Optional[Path] = typer.Argument(None, help="Checkpoint (defaul
         return
     from rich.table import Table
 
-    out.print(f"[bold]{ckpt.path}[/]  ({ckpt.format}, {report['shards']} weight file(s), {', '.join(report['dtypes'])})")
-    out.print(f"{report['parameters'] / 1e6:,.1f}M parameters · " +
+    console.print(f"[bold]{ckpt.path}[/]  ({ckpt.format}, {report['shards']} weight file(s), {', '.join(report['dtypes'])})")
+    console.print(f"{report['parameters'] / 1e6:,.1f}M parameters · " +
               " · ".join(f"{k}={v}" for k, v in arch.items()))
-    out.print(f"tokenizer: {tok.kind}, {tok.vocab_size} tokens, bos={tok.bos_id}, eos={tok.eos_ids}, "
+    console.print(f"tokenizer: {tok.kind}, {tok.vocab_size} tokens, bos={tok.bos_id}, eos={tok.eos_ids}, "
               f"chat template: {'yes' if tok.chat_template else 'Llama 2 [INST]'}")
     table = Table("scheme", "estimated size (MiB)")
     for k, v in sizes.items():
         table.add_row(k, f"{v:,.1f}")
-    out.print(table)
+    console.print(table)
 
 
 @app.command()
@@ -125,6 +135,7 @@ def generate(prompt: str = typer.Option(..., "--prompt", "-p"),
              max_context_len: int = typer.Option(2048, "--max-context-len", min=2, help="KV-cache positions."),
              dtype: str = typer.Option("fp32", "--dtype", help="fp32 | bf16 | fp16"),
              tokenizer: Optional[Path] = typer.Option(None, "--tokenizer", help="Override the checkpoint's tokenizer."),
+             force_memory: bool = ForceMemoryOpt,
              as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of streaming text.")):
     """Generate text with the eager reference model (static KV cache), and report tok/s."""
     from .formats import open_checkpoint
@@ -138,8 +149,15 @@ def generate(prompt: str = typer.Option(..., "--prompt", "-p"),
     torch_dtype = dtype_of(dtype)
     text = tok.chat_prompt(prompt, system) if chat else prompt
     ids = tok.encode(text)
-    if len(ids) >= max_context_len:
-        raise InputError(f"--prompt: {len(ids)} tokens do not fit --max-context-len {max_context_len}; shorten it or raise it")
+    context = min(max_context_len, ckpt.args.max_context_len)  # as EagerSession caps it
+    check_prompt_fits(ids, context, f"raise --max-context-len (the model allows up to {ckpt.args.max_context_len})"
+                      if max_context_len < ckpt.args.max_context_len else "use a model with a longer context")
+    from .memory import check_memory, kv_cache_bytes, model_bytes
+
+    width = torch_dtype.itemsize
+    check_memory({"model": model_bytes(ckpt.args, width),
+                  f"KV cache of {context} positions": kv_cache_bytes(ckpt.args, context, width)},
+                 force_memory, "lower --max-context-len or use --dtype bf16")
     session = EagerSession(load_with_progress(ckpt, torch_dtype), tok, max_context_len)
     generate_and_report(session, text, ids, Sampling(temperature, top_k, top_p, seed), max_new_tokens,
                         as_json, {"model": str(path)})
@@ -286,6 +304,7 @@ def run(artifact: Path = typer.Argument(..., help="An artifact folder from `edge
     tok = session.tokenizer
     text = tok.chat_prompt(prompt, system) if chat else prompt
     ids = tok.encode(text)
+    check_prompt_fits(ids, session.info.max_context_len, "re-export with a larger --max-context-len")
     generate_and_report(session, text, ids, Sampling(temperature, top_k, top_p, seed), max_new_tokens,
                         as_json, {"artifact": str(artifact)})
 
@@ -318,6 +337,10 @@ def parity(artifact: Path = typer.Argument(..., help="An artifact folder from `e
 
     started = time.perf_counter()
     # Every input is checked, and the artifact's hashes verified, before any model is loaded.
+    if report is not None:
+        from .paths import check_can_create
+
+        check_can_create(report, "--report")
     manifest = read_artifact_manifest(artifact)
     scheme = manifest["quantization"]["scheme"]
     limits = limits_for(load_thresholds(thresholds), scheme, thresholds)
@@ -354,10 +377,10 @@ def parity(artifact: Path = typer.Argument(..., help="An artifact folder from `e
     else:
         from .runtime.report import terminal_table
 
-        out.print(terminal_table(result))
+        console.print(terminal_table(result))
         if report:
-            out.print(f"report: {escape(str(report))}/parity.md", highlight=False)
-        out.print(f"[bold {'green' if result['verdict'] == 'PASS' else 'red'}]{result['verdict']}[/]")
+            console.print(f"report: {escape(str(report))}/parity.md", highlight=False)
+        console.print(f"[bold {'green' if result['verdict'] == 'PASS' else 'red'}]{result['verdict']}[/]")
     for line in result["failures"]:
         err.print(f"[red]{escape(line)}[/]", highlight=False, soft_wrap=True)
     if result["failures"]:
@@ -365,15 +388,45 @@ def parity(artifact: Path = typer.Argument(..., help="An artifact folder from `e
 
 
 def main() -> None:
+    """The one exception boundary: every error reaches the user as one line. Exit codes: 0 success,
+    1 parity FAIL (only `parity` raises it), 2 bad input or environment, 3 internal error."""
     try:
         app()
     except InputError as e:
         if _debug["on"]:
             raise
-        from rich.markup import escape
-
-        err.print(f"[red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
+        _one_line(f"[red]error:[/] {_escape(str(e))}")
         sys.exit(2)
+    except MemoryError:
+        if _debug["on"]:
+            raise
+        _one_line("[red]error:[/] out of memory; close other programs, or use a smaller model, "
+                  "--max-context-len or --max-seq-len")
+        sys.exit(2)
+    except KeyboardInterrupt:
+        _one_line("[red]interrupted[/]")
+        sys.exit(130)
+    except Exception as e:  # noqa: BLE001  anything else is our bug, reported as such, not as bad input
+        if _debug["on"]:
+            raise
+        import traceback
+
+        frames = traceback.extract_tb(e.__traceback__)
+        where = f" at {Path(frames[-1].filename).name}:{frames[-1].lineno}" if frames else ""
+        detail = str(e).splitlines()[0][:200] if str(e) else ""
+        _one_line(f"[red]internal error:[/] {type(e).__name__}: {_escape(detail)}{where}; "
+                  f"run with --debug and report it")
+        sys.exit(3)
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
+
+
+def _one_line(markup: str) -> None:
+    err.print(markup, highlight=False, soft_wrap=True)
 
 
 if __name__ == "__main__":

@@ -74,12 +74,27 @@ def load_recipe(path: str | Path) -> dict:
     if not p.exists():
         names = ", ".join(sorted(r.stem for r in RECIPES.glob("*.toml")))
         raise InputError(f"{path}: no such recipe; pass a TOML file or one of: {names}")
+    if not p.is_file():
+        raise InputError(f"{p}: is a folder, not a recipe; pass a TOML file")
     try:
-        data = tomllib.loads(p.read_text())
+        data = tomllib.loads(p.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as e:
+        raise InputError(f"{p}: not UTF-8 text (byte {e.start}); save the recipe as UTF-8") from None
     except tomllib.TOMLDecodeError as e:
         raise InputError(f"{p}: not valid TOML ({e}); fix the recipe file") from None
     known = {f.name for f in fields(ExportOptions)}
     unknown = sorted(set(data) - known)
     if unknown:
         raise InputError(f"{p}: unknown option {unknown[0]!r}; recipe keys are {', '.join(sorted(known - {'recipe'}))}")
+    for key, value in data.items():
+        kind = RECIPE_TYPES.get(key, str)
+        # TOML's bool is Python's int subclass: `max_seq_len = true` is a mistake, not 1.
+        if isinstance(value, bool) or not isinstance(value, kind):
+            want = {int: "an integer", str: "a string"}.get(kind, "a number")
+            raise InputError(f"{p}: {key} = {value!r} is not {want}; fix the recipe file")
     return {**data, "recipe": p.stem}
+
+
+# Recipe keys that are not strings, and the TOML types they take.
+RECIPE_TYPES = {"group_size": int, "max_seq_len": int, "max_context_len": int, "accuracy_level": int,
+                "size_budget": (int, float)}

@@ -31,19 +31,40 @@ def read_artifact_manifest(folder: str | Path) -> dict:
     return read_manifest(folder)
 
 
+def check_vocab(tokenizer, model_vocab: int, where: Path) -> None:
+    """A token id past the model's embedding rows is not an error inside the runtimes: ExecuTorch's
+    embedding_byte aborts the process natively. So the sizes are compared before anything runs."""
+    if tokenizer.vocab_size > model_vocab:
+        raise InputError(f"{where}: the tokenizer has {tokenizer.vocab_size} tokens but the model's vocabulary is "
+                         f"{model_vocab}; this tokenizer does not belong to this model — export the artifact again")
+
+
 def open_artifact(folder: str | Path, manifest: dict | None = None):
     """An exported artifact folder -> (Session, manifest). The manifest's hashes are checked first
     (pass `manifest` from `read_artifact_manifest` when they have just been checked)."""
     folder = Path(folder)
     manifest = manifest or read_artifact_manifest(folder)
     tokenizer = artifact_tokenizer(folder, manifest)
-    runtime = manifest["runtime"]["runtime"]
+    meta = manifest["runtime"]
+    tokenizer_file = folder / manifest["tokenizer"]["file"]
+    declared = meta.get("get_vocab_size", meta.get("vocab_size"))
+    if isinstance(declared, int):  # before loading; the loaded model's own count is checked again below
+        check_vocab(tokenizer, declared, tokenizer_file)
+    runtime = meta.get("runtime")
     if runtime == "executorch":
-        from .executorch_session import ExecuTorchSession
+        from .executorch_session import ExecuTorchSession as session_class
+    elif runtime == "onnxruntime":
+        from .onnx_session import OnnxSession as session_class
+    else:
+        raise InputError(f"{folder / 'manifest.json'}: runtime {runtime!r} is not supported by this edgellama version")
+    session = session_class(folder, manifest, tokenizer)
+    check_vocab(tokenizer, session.info.vocab_size, tokenizer_file)
+    return session, manifest
 
-        return ExecuTorchSession(folder, manifest, tokenizer), manifest
-    if runtime == "onnxruntime":
-        from .onnx_session import OnnxSession
 
-        return OnnxSession(folder, manifest, tokenizer), manifest
-    raise InputError(f"{folder / 'manifest.json'}: runtime {runtime!r} is not supported by this edgellama version")
+def unloadable(path: Path, runtime: str, err: Exception) -> InputError:
+    """A model file whose hash matches its manifest but which the runtime cannot load (a manifest
+    re-hashed after the file was damaged)."""
+    detail = str(err).strip().splitlines()[0][:160] if str(err).strip() else type(err).__name__
+    return InputError(f"{path}: {runtime} cannot load it ({detail}); the file is truncated or corrupt — "
+                      f"export the artifact again")

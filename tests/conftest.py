@@ -64,6 +64,16 @@ def tiny_pte(tmp_path_factory, tiny_meta):
 
 
 @pytest.fixture(scope="session")
+def tiny_onnx(tmp_path_factory, tiny_meta):
+    """The tiny model exported with the default ONNX recipe (onnx-4w)."""
+    out = tmp_path_factory.mktemp("art") / "tiny-onnx-4w"
+    code, _, err = run_cli("export", "--model", tiny_meta, "--recipe", "onnx-4w", "--max-seq-len", "32",
+                           "--max-context-len", "160", "--out", out)
+    assert code == 0, err
+    return out
+
+
+@pytest.fixture(scope="session")
 def tokens() -> torch.Tensor:
     g = torch.Generator().manual_seed(0)
     return torch.randint(3, VOCAB, (2, 37), generator=g)

@@ -181,6 +181,7 @@ def export_cmd(out: Path = typer.Option(..., "--out", "-o", help="Artifact folde
                calibration: Optional[str] = typer.Option(None, "--calibration", help="Text for calibrating algorithms (default: WikiText-2 valid.txt)."),
                logits: Optional[str] = typer.Option(None, "--logits", help="last (xnnpack default: the position a runner samples from) | all (onnx default; parity steps a last-only .pte one token at a time)."),
                force: bool = typer.Option(False, "--force", help="Replace --out if it exists."),
+               force_memory: bool = ForceMemoryOpt,
                as_json: bool = typer.Option(False, "--json", help="Print the manifest as JSON.")):
     """Export a checkpoint to an artifact folder (model + tokenizer + manifest.json)."""
     import time
@@ -188,6 +189,7 @@ def export_cmd(out: Path = typer.Option(..., "--out", "-o", help="Artifact folde
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     from .export import ExportOptions, export, load_recipe
+    from .stages import StageClock
 
     given = {k: v for k, v in dict(target=target, quant=quant, group_size=group_size, quant_algo=quant_algo,
                                    size_budget=size_budget, embedding_quant=embedding_quant, output_quant=output_quant,
@@ -198,20 +200,22 @@ def export_cmd(out: Path = typer.Option(..., "--out", "-o", help="Artifact folde
     # Options given on the command line override the recipe; with no recipe, a target's default recipe.
     default = {"xnnpack": "xnnpack-8da4w", "onnx": "onnx-4w"}.get(given.get("target", "xnnpack"))
     base = load_recipe(recipe or default) if (recipe or default) else {}
-    options = ExportOptions(**{**base, **given})
+    options = ExportOptions(**{**base, **given}, given=frozenset(given))
     path = resolve_model(model)
     t0 = time.perf_counter()
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err, transient=True) as bar:
         task = bar.add_task("starting")
-        current = {"name": None, "t": time.perf_counter()}
+        clock = StageClock(lambda line: err.print(f"[dim]{_escape(line)}[/]", highlight=False))
 
-        def stage(name):  # prints each finished stage with its duration
-            if current["name"]:
-                err.print(f"[dim]{time.perf_counter() - current['t']:7.1f} s  {current['name']}[/]")
-            current.update(name=name, t=time.perf_counter())
-            bar.update(task, description=name)
-        manifest = export(path, options, out, force=force, progress=stage)
-        stage(None)
+        def stage(name):
+            clock(name)
+            bar.update(task, description=name or "")
+        try:
+            manifest = export(path, options, out, force=force, progress=stage, force_memory=force_memory,
+                              notice=lambda note: err.print(f"[yellow]note:[/] {_escape(note)}", highlight=False))
+            clock(None)  # the last stage's line; on an error only the error line is printed
+        finally:
+            clock.stop.set()
     if as_json:
         print(json.dumps(manifest, indent=1))
         return
@@ -248,7 +252,7 @@ def eval_ppl(model: Optional[Path] = ModelOpt,
     from .formats import open_checkpoint
     from .layerwise import quantize_checkpoint
     from .quant import FLOAT_SCHEMES, QuantSpec, eager_twin
-    from .schemes import SCHEMES, head_scheme
+    from .schemes import SCHEMES
     from .tokenizer import tokenizer_for
 
     path = resolve_model(model)
@@ -264,8 +268,7 @@ def eval_ppl(model: Optional[Path] = ModelOpt,
     if not scored:
         raise InputError(f"{text}: fewer than {ctx} tokens; pass a longer text or a smaller --ctx")
     integer = quant not in FLOAT_SCHEMES
-    spec = QuantSpec(scheme=quant, group_size=group_size, algo=quant_algo, size_budget=size_budget if integer else 1.0,
-                     embedding=embedding_quant if integer else "none", output=head_scheme(quant, output_quant))
+    spec = QuantSpec.from_options(quant, group_size, quant_algo, embedding_quant, output_quant, size_budget)
     calib = None
     if spec.needs_calibration:
         calib = calibration_windows(tokenizer, calibration or texts.calibration_text())

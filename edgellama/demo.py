@@ -6,7 +6,6 @@
 3. say where the artifact is and how far it drifts from the fp32 model, teacher-forced on WikiText-2."""
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 
@@ -36,10 +35,12 @@ def export_once() -> None:
     except InputError:
         pass
     say(f"exporting SmolLM2-135M-Instruct with recipe {RECIPE}")
-    from . import cli
+    from .default_model import default_model_path
+    from .export import ExportOptions, export
 
-    sys.argv = ["edgellama", "export", "--recipe", RECIPE, "--out", str(ARTIFACT), "--force"]
-    cli.app(standalone_mode=False)
+    # --force: an artifact of an older recipe is replaced (export only ever replaces one that verifies)
+    export(default_model_path(), ExportOptions(**load_recipe(RECIPE)), ARTIFACT, force=True,
+           progress=lambda stage: print(f"   {stage}", flush=True))
 
 
 def main() -> None:

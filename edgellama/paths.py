@@ -15,7 +15,7 @@ def check_can_create(path: Path, option: str) -> None:
     path = Path(path).absolute()
     if path.exists() and not path.is_dir():
         raise InputError(f"{option} {path}: is a file, not a folder; choose another {option}")
-    ancestor = path if path.exists() else path.parent
+    ancestor = path.parent  # where the folder (or an export's staging folder beside it) is made
     while not ancestor.exists():
         ancestor = ancestor.parent
     if not ancestor.is_dir():

@@ -48,7 +48,7 @@ def check_destination(out: Path, force: bool, needed_bytes: int, source: Path) -
             except InputError as e:
                 raise InputError(f"--out {out}: not an edgellama artifact that verifies ({e}); --force replaces only "
                                  f"those — choose another --out, or remove the folder yourself") from None
-    check_can_create(out.parent, "--out")
+    check_can_create(out, "--out")
     parent = out.parent
     while not parent.exists():  # nothing is created before the work succeeds
         parent = parent.parent

@@ -298,12 +298,13 @@ def run(artifact: Path = typer.Argument(..., help="An artifact folder from `edge
         top_k: int = typer.Option(0, "--top-k", min=0),
         top_p: float = typer.Option(1.0, "--top-p", min=0.0, max=1.0),
         seed: Optional[int] = typer.Option(None, "--seed"),
+        force_memory: bool = ForceMemoryOpt,
         as_json: bool = typer.Option(False, "--json")):
     """Generate from an exported artifact (.pte or .onnx), streaming tokens as they come."""
     from .runtime.generate import Sampling
     from .runtime.open import open_artifact
 
-    session, manifest = open_artifact(artifact)
+    session, manifest = open_artifact(artifact, force_memory=force_memory)
     tok = session.tokenizer
     text = tok.chat_prompt(prompt, system) if chat else prompt
     ids = tok.encode(text)
@@ -322,6 +323,7 @@ def parity(artifact: Path = typer.Argument(..., help="An artifact folder from `e
            gen_tokens: int = typer.Option(32, "--gen-tokens", min=1, help="Greedy tokens generated after each prompt."),
            thresholds: Optional[Path] = typer.Option(None, "--thresholds", help="TOML limits per scheme and reference (default: the shipped thresholds.toml)."),
            report: Optional[Path] = typer.Option(None, "--report", help="Write parity.json, parity.md and PNG plots into this folder."),
+           force_memory: bool = ForceMemoryOpt,
            as_json: bool = typer.Option(False, "--json", help="Print the result as one JSON object.")):
     """Check an artifact against the fp32 model (quality) and the same-recipe eager twin (fidelity).
     Exit 0 = PASS, 1 = FAIL (each failing metric printed with its value and threshold), 2 = bad input."""
@@ -355,12 +357,13 @@ def parity(artifact: Path = typer.Argument(..., help="An artifact folder from `e
     if gen_tokens >= context - 1:
         raise InputError(f"--gen-tokens {gen_tokens}: the artifact's context is {context} positions; choose fewer than {context - 1}")
 
-    session, manifest = open_artifact(artifact, manifest)
+    from .runtime.references import check_reference_memory, reference_sessions
+
+    check_reference_memory(manifest, context, force_memory)
+    session, manifest = open_artifact(artifact, manifest, force_memory=force_memory)
     prompt_ids = encode_prompts(session.tokenizer, prompt_set, context - gen_tokens)
     window_len = min(window_len, context)
     window_ids = text_windows(session.tokenizer, text_file, windows, window_len) if windows else []
-
-    from .runtime.references import reference_sessions
 
     references, paths = reference_sessions(manifest, reference, context, say)
     result = run_parity(session, manifest, references, paths, prompt_ids, window_ids, gen_tokens, limits, say)

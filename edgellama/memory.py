@@ -36,3 +36,12 @@ def check_memory(parts: dict[str, int], force: bool, fix: str) -> None:
     detail = " + ".join(f"{name} {b / GiB:.2f} GiB" for name, b in parts.items())
     raise InputError(f"not enough memory: needs about {need / GiB:.1f} GiB ({detail} + {OVERHEAD / GiB:.1f} GiB runtime) "
                      f"but {have / GiB:.1f} GiB is available; {fix}, or pass --force-memory to try anyway")
+
+
+def manifest_args(manifest: dict) -> ModelArgs | None:
+    """The model's shape as an artifact's manifest records it (None if the manifest lacks it)."""
+    model = manifest.get("model")
+    keys = ("dim", "n_layers", "n_heads", "n_kv_heads", "vocab_size")
+    if not isinstance(model, dict) or not all(isinstance(model.get(k), int) and model[k] > 0 for k in keys):
+        return None
+    return ModelArgs(**{k: model[k] for k in keys})

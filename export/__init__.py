@@ -1,8 +1,11 @@
 """edgellama.export: checkpoint -> artifact folder (model file + tokenizer + manifest.json).
 
-Every target module exposes the same function,
+Every target module exposes the same functions,
+    `check_options(options)` (may refuse, or adjust an option the user did not give via `options.adjust`),
     `write_model(model, tokenizer, options, folder, progress) -> dict`
-which writes its model file(s) into `folder` and returns the runtime metadata for the manifest.
+which writes its model file(s) into `folder` and returns the runtime metadata for the manifest (a
+target with several model files lists the extra ones under `model_files`, so the manifest must hash
+them), and optionally `check_model(options, linear_shapes)` for shapes its kernels cannot take.
 This driver does what all targets share: validation, loading, quantization, the tokenizer, the
 manifest, and the atomic hand-over of the folder."""
 from __future__ import annotations
@@ -57,6 +60,9 @@ def export(model_path: Path, options: ExportOptions, out: Path, force: bool = Fa
     options.validate(ckpt.args.max_context_len)
     target = importlib.import_module(TARGET_MODULES[options.target])
     target.check_options(options)  # first: a target may adjust the group size
+    if hasattr(target, "check_model"):  # what a target's kernels cannot take of this model's shapes
+        head = [("output", ckpt.args.vocab_size, ckpt.args.dim)] if options.output_quant == "4w" else []
+        target.check_model(options, linear_shapes(ckpt.args) + head)
     if options.quant not in FLOAT_SCHEMES:  # a float scheme has no groups to check
         check_group_size(linear_shapes(ckpt.args), options.group_size)
     algorithm(options.quant_algo)

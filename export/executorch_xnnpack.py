@@ -42,6 +42,26 @@ def check_options(options: ExportOptions) -> None:
                          f"--target xnnpack, or {options.quant} with --target onnx")
 
 
+# XNNPACK's int4 kernels take groups in multiples of 32 only, and per channel (--group-size 0) the
+# group is the whole input row: "Delegation to XNNPACK requires group_size to be a multiple of 32, but
+# got 100", raised inside the delegate after the whole quantization (measured on one-linear programs:
+# in_features 20/36/50/75/100 fail, 576/1536 pass; int8 per channel takes any width).
+INT4_MULTIPLE = 32
+
+
+def check_model(options: ExportOptions, shapes: list[tuple[str, int, int]]) -> None:
+    """Before any work: the int4 linears' input widths must suit XNNPACK's int4 kernels."""
+    from edgellama.errors import InputError
+
+    if options.quant != "8da4w":
+        return
+    bad = [(name, k) for name, _, k in shapes if k % INT4_MULTIPLE]
+    if bad:
+        raise InputError(f"--quant 8da4w: XNNPACK's int4 kernels need every linear's input width to be a multiple of "
+                         f"{INT4_MULTIPLE}, with any --group-size including 0 (per channel); {bad[0][0]} has {bad[0][1]} "
+                         f"({len(bad)} linear(s)) — use --quant 8da8w (int8 per channel) for this model")
+
+
 def runner_metadata(model, tokenizer, options: ExportOptions) -> dict:
     """The runner's constant methods. get_max_seq_len is the most tokens one forward call takes
     (longer prompts are fed in chunks), get_max_context_len the KV-cache length."""

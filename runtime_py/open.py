@@ -39,11 +39,26 @@ def check_vocab(tokenizer, model_vocab: int, where: Path) -> None:
                          f"{model_vocab}; this tokenizer does not belong to this model — export the artifact again")
 
 
-def open_artifact(folder: str | Path, manifest: dict | None = None):
+def check_artifact_memory(folder: Path, manifest: dict, force: bool) -> None:
+    """Model file(s) plus the KV cache of the exported context, before either is allocated."""
+    from edgellama.export.artifact import model_files
+    from edgellama.memory import check_memory, kv_cache_bytes, manifest_args
+
+    args = manifest_args(manifest)
+    context = manifest["options"].get("max_context_len")
+    files = sum((folder / n).stat().st_size for n in model_files(manifest) if (folder / n).is_file())
+    parts = {"model files": files}
+    if args is not None and isinstance(context, int):
+        parts[f"KV cache of {context} positions"] = kv_cache_bytes(args, context)
+    check_memory(parts, force, "re-export with a smaller --max-context-len")
+
+
+def open_artifact(folder: str | Path, manifest: dict | None = None, force_memory: bool = False):
     """An exported artifact folder -> (Session, manifest). The manifest's hashes are checked first
     (pass `manifest` from `read_artifact_manifest` when they have just been checked)."""
     folder = Path(folder)
     manifest = manifest or read_artifact_manifest(folder)
+    check_artifact_memory(folder, manifest, force_memory)
     tokenizer = artifact_tokenizer(folder, manifest)
     meta = manifest["runtime"]
     tokenizer_file = folder / manifest["tokenizer"]["file"]

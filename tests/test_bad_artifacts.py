@@ -137,3 +137,14 @@ def test_parity_report_naming_a_file_is_refused_before_the_run(tiny_pte, tmp_pat
     assert_input_error(run_cli("parity", tiny_pte, "--report", tmp_path / "report.txt" / "sub"), "--report",
                        "is a file, so nothing can be created under it")
     assert (tmp_path / "report.txt").read_text() == "mine"
+
+
+def test_artifact_that_cannot_fit_in_memory_is_refused_before_loading(tiny_pte, tmp_path):
+    """The manifest's context decides the KV cache; a huge one is refused with the numbers
+    (the .pte itself is not consulted: the check comes before anything is loaded)."""
+    art = copy_of(tiny_pte, tmp_path)
+    m = manifest_of(art)
+    m["options"]["max_context_len"] = 10**9
+    (art / "manifest.json").write_text(json.dumps(m))
+    assert_input_error(run_art(art), "not enough memory", "KV cache of 1000000000 positions", "--force-memory")
+    assert_input_error(run_cli("parity", art), "not enough memory", "--force-memory")

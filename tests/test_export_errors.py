@@ -265,3 +265,21 @@ def test_8da8w_default_group_size_is_adjusted_and_lowering_reports_progress(ckpt
     n = manifest["runtime"]["delegation"]["delegate_calls"]
     assert f"lowering to XNNPACK: partition {n}/{n}" in err
     assert "to_executorch" in err and " s]" in err
+
+
+def test_int4_on_widths_xnnpack_cannot_take_is_refused_up_front(tmp_path, sp_model):
+    """Input width 80: no group size divides it, and --group-size 0 (what the group-size error used to
+    suggest) failed inside the XNNPACK delegate after the quantization."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from checkpoints import write_hf
+
+    cfg = LlamaConfig(vocab_size=384, hidden_size=80, intermediate_size=192, num_hidden_layers=1,
+                      num_attention_heads=5, num_key_value_heads=1, max_position_embeddings=128)
+    torch.manual_seed(0)
+    path = write_hf(tmp_path / "w80", LlamaForCausalLM(cfg).eval(), tokenizer=sp_model)
+    for g in ("32", "0"):
+        assert_input_error(export(path, tmp_path / "o", "--quant", "8da4w", "--group-size", g),
+                           "--quant 8da4w", "multiple of 32", "has 80", "--quant 8da8w")
+    assert not (tmp_path / "o").exists()

@@ -22,18 +22,12 @@ RECIPE = "xnnpack-8da4w"
 
 def export_once() -> None:
     """Export unless the artifact exists, verifies, and was made with the current recipe."""
-    from .errors import InputError
     from .export import load_recipe
-    from .export.artifact import read_manifest
+    from .export.artifact import verifies_with_recipe
 
-    try:
-        options = read_manifest(ARTIFACT)["options"]
-        wanted = {k: v for k, v in load_recipe(RECIPE).items() if k != "recipe"}
-        if all(options.get(k) == v for k, v in wanted.items()):
-            say(f"reusing {ARTIFACT} (delete it to export again)")
-            return
-    except InputError:
-        pass
+    if verifies_with_recipe(ARTIFACT, RECIPE):
+        say(f"reusing {ARTIFACT} (delete it to export again)")
+        return
     say(f"exporting SmolLM2-135M-Instruct with recipe {RECIPE}")
     from .default_model import default_model_path
     from .export import ExportOptions, export

@@ -173,3 +173,15 @@ def read_manifest(folder: Path, verify: bool = True) -> dict:
             if sha256(f) != info["sha256"]:
                 raise InputError(f"{f}: sha256 differs from {MANIFEST}; the file was modified or corrupted — export it again")
     return manifest
+
+
+def verifies_with_recipe(folder: Path, recipe: str) -> bool:
+    """`folder` is an artifact whose hashes verify and whose options are the recipe's current ones
+    (so it can be reused instead of exported again)."""
+    from .options import load_recipe
+
+    try:
+        options = read_manifest(folder)["options"]
+    except InputError:
+        return False
+    return all(options.get(k) == v for k, v in load_recipe(recipe).items() if k != "recipe")

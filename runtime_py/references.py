@@ -47,6 +47,16 @@ def reference_sessions(manifest: dict, reference: Path | None, context: int, say
         raise InputError(f"--reference {fp32_path}: no such file or folder; pass the checkpoint the artifact was exported from")
     if not reference and not source.exists():
         raise InputError(f"{source}: the checkpoint this artifact was exported from is gone; pass its new location with --reference")
+    from edgellama.formats import open_checkpoint
+
+    recorded = manifest.get("model") or {}
+    args = open_checkpoint(fp32_path).args
+    differs = [k for k in ("dim", "n_layers", "n_heads", "n_kv_heads", "vocab_size")
+               if k in recorded and getattr(args, k) != recorded[k]]
+    if differs:  # not a worse model but another one: comparing would only ever say FAIL (exit 1)
+        k = differs[0]
+        raise InputError(f"{fp32_path}: {k} {getattr(args, k)} but the artifact's model has {k} {recorded[k]}; "
+                         f"pass the checkpoint the artifact was exported from with --reference")
     say("checking the source checkpoint's sha256")
     candidates = [p for p in dict.fromkeys([fp32_path, source]) if p.exists()]
     twin_path = next((p for p in candidates if is_export_source(manifest, p)), None)

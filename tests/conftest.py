@@ -73,6 +73,22 @@ def tiny_onnx(tmp_path_factory, tiny_meta):
     return out
 
 
+SMOLLM2_PTE = REPO / ".cache" / "smollm2-xnnpack-8da4w"  # git-ignored; the export takes ~6 min
+
+
+@pytest.fixture(scope="session")
+def smollm2_pte() -> Path:
+    """The embedded SmolLM2 exported with the default recipe, once: reused while its manifest verifies
+    and records the recipe's current options (slow tests only)."""
+    from edgellama.export.artifact import verifies_with_recipe
+
+    if verifies_with_recipe(SMOLLM2_PTE, "xnnpack-8da4w"):
+        return SMOLLM2_PTE
+    code, _, err = run_cli("export", "--recipe", "xnnpack-8da4w", "--out", SMOLLM2_PTE, "--force")
+    assert code == 0, err
+    return SMOLLM2_PTE
+
+
 @pytest.fixture(scope="session")
 def tokens() -> torch.Tensor:
     g = torch.Generator().manual_seed(0)

@@ -148,3 +148,17 @@ def test_artifact_that_cannot_fit_in_memory_is_refused_before_loading(tiny_pte, 
     (art / "manifest.json").write_text(json.dumps(m))
     assert_input_error(run_art(art), "not enough memory", "KV cache of 1000000000 positions", "--force-memory")
     assert_input_error(run_cli("parity", art), "not enough memory", "--force-memory")
+
+
+def test_parity_against_a_reference_of_other_dimensions_is_refused(tiny_pte, tmp_path, sp_model):
+    """Was a FAIL (exit 1), which says "the artifact is worse", not "wrong reference"."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from checkpoints import write_hf
+
+    cfg = LlamaConfig(vocab_size=384, hidden_size=64, intermediate_size=128, num_hidden_layers=1,
+                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256)
+    torch.manual_seed(0)
+    other = write_hf(tmp_path / "other", LlamaForCausalLM(cfg).eval(), tokenizer=sp_model)
+    assert_input_error(run_cli("parity", tiny_pte, "--reference", other), "other", "dim 64", "dim 96", "--reference")

@@ -1,0 +1,50 @@
+"""Issue 15, acceptance 1: edgellama works as a user gets it. The committed tree is cloned into a
+temporary folder with nothing beside it, pip-installed (not editable) into a fresh venv, and from an
+unrelated working folder the default `export` and `parity` run on a small model: both succeed.
+
+Slow: the venv installs torch, executorch and onnxruntime (from the local wheel store / pip cache)."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import venv
+
+import pytest
+
+from checkpoints import write_meta
+from conftest import REPO
+
+pytestmark = pytest.mark.slow
+
+
+def run(cmd, cwd, timeout=1800):
+    res = subprocess.run([str(c) for c in cmd], cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    assert res.returncode == 0, (cmd, res.stdout[-2000:], res.stderr[-4000:])
+    return res
+
+
+def test_pip_installed_from_a_lone_clone_exports_and_passes_parity(tmp_path, tiny_hf, sp_model):
+    clone = tmp_path / "lone" / "edgellama"  # nothing beside it: no ../shared, no checkout
+    run(["git", "clone", "--quiet", REPO, clone], cwd=tmp_path)
+    env_dir = tmp_path / "venv"
+    venv.EnvBuilder(with_pip=True).create(env_dir)
+    py = env_dir / "bin" / "python"
+    run([py, "-m", "pip", "install", "--quiet", str(clone)], cwd=tmp_path)
+    assert run([py, "-c", "import edgellama, pathlib; print(pathlib.Path(edgellama.__file__).parent)"],
+               cwd=tmp_path).stdout.strip().startswith(str(env_dir)), "imported edgellama from outside the venv"
+
+    work = tmp_path / "somewhere" / "else"
+    work.mkdir(parents=True)
+    model = write_meta(tmp_path / "models" / "tiny", tiny_hf.state_dict(), 1, tokenizer=sp_model)
+    edgellama = env_dir / "bin" / "edgellama"
+    res = run([edgellama, "export", "--model", model, "--out", "art"], cwd=work)  # the default recipe
+    manifest = json.loads((work / "art" / "manifest.json").read_text())
+    assert manifest["recipe"] == "xnnpack-8da4w"
+    assert manifest["calibration"]["file"].startswith("edgellama:wikitext-2/"), manifest["calibration"]
+    assert "note: max_context_len 512 (recipe xnnpack-8da4w)" in res.stderr  # the tiny model's context is 256
+    res = run([edgellama, "parity", "art", "--json"], cwd=work)
+    result = json.loads(res.stdout)
+    assert result["verdict"] == "PASS", result["failures"]
+    assert result["inputs"]["text"].endswith("test.txt") and str(clone) not in result["inputs"]["text"]
+    assert sys.prefix not in res.stderr  # nothing of the development venv is named

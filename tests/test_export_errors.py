@@ -97,16 +97,19 @@ def test_unknown_recipe(ckpt, tmp_path):
     assert_input_error(export(ckpt, tmp_path / "o", "--recipe", "nope"), "nope", "xnnpack-8da4w")
 
 
+def mounted_tmpfs(folder, options: str):
+    """A real small filesystem (tmpfs; needs root, which CI and the dev machines are)."""
+    folder.mkdir()
+    res = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)], capture_output=True)
+    if res.returncode:
+        pytest.skip(f"cannot mount a tmpfs here ({res.stderr.decode().strip()}); the check needs one")
+    yield folder
+    subprocess.run(["umount", str(folder)], check=True)
+
+
 @pytest.fixture
 def tiny_disk(tmp_path):
-    """A real 1 MiB filesystem (tmpfs; needs root, which CI and the dev machines are)."""
-    mnt = tmp_path / "tinyfs"
-    mnt.mkdir()
-    res = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1M", "tmpfs", str(mnt)], capture_output=True)
-    if res.returncode:
-        pytest.skip(f"cannot mount a tmpfs here ({res.stderr.decode().strip()}); the check needs a full disk")
-    yield mnt
-    subprocess.run(["umount", str(mnt)], check=True)
+    yield from mounted_tmpfs(tmp_path / "tinyfs", "size=1M")
 
 
 def test_no_disk_space(ckpt, tiny_disk):
@@ -192,13 +195,7 @@ def test_out_under_a_file_is_refused_up_front(ckpt, tmp_path):
 
 @pytest.fixture
 def read_only_fs(tmp_path):
-    mnt = tmp_path / "rofs"
-    mnt.mkdir()
-    res = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1M", "tmpfs", str(mnt)], capture_output=True)
-    if res.returncode:
-        pytest.skip(f"cannot mount a tmpfs here ({res.stderr.decode().strip()})")
-    yield mnt
-    subprocess.run(["umount", str(mnt)], check=True)
+    yield from mounted_tmpfs(tmp_path / "rofs", "ro,size=1M")
 
 
 def test_out_on_a_read_only_filesystem_is_refused_up_front(ckpt, read_only_fs):

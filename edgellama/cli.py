@@ -396,6 +396,8 @@ def parity(artifact: Path = typer.Argument(..., help="An artifact folder from `e
 def main() -> None:
     """The one exception boundary: every error reaches the user as one line. Exit codes: 0 success,
     1 parity FAIL (only `parity` raises it), 2 bad input or environment, 3 internal error."""
+    if not (_debug["on"] or "--debug" in sys.argv[1:]):
+        _quiet_libraries()
     try:
         app()
     except InputError as e:
@@ -423,6 +425,21 @@ def main() -> None:
         _one_line(f"[red]internal error:[/] {type(e).__name__}: {_escape(detail)}{where}; "
                   f"run with --debug and report it")
         sys.exit(3)
+
+
+def _quiet_libraries() -> None:
+    """What the libraries print on every run is noise in front of the one line a user must read:
+    torchao logs "Failed to load ..._C_cutlass_90a.abi3.so" (GPU kernels, absent on a CPU box), torch's
+    pytree and executorch warn about their own deprecations. --debug shows them again."""
+    import logging
+    import warnings
+
+    for name in ("torchao", "torch.utils._pytree"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    for category in (FutureWarning, DeprecationWarning):
+        warnings.filterwarnings("ignore", category=category)
+    warnings.filterwarnings("ignore", module=r"executorch\..*")
+    warnings.filterwarnings("ignore", message=".*ExperimentalWarning.*|This API is experimental")
 
 
 def _escape(text: str) -> str:

@@ -23,10 +23,10 @@ def calibration_windows(tokenizer, path, count: int = 8, length: int = 512) -> l
 
     from .errors import InputError
 
+    from .texts import read_text
+
     path = Path(path)
-    if not path.exists():
-        raise InputError(f"{path}: calibration text not found; pass --calibration FILE (plain text, e.g. WikiText-2 valid.txt)")
-    ids = tokenizer.encode(path.read_text(errors="replace")[: count * length * 8], bos=False)
+    ids = tokenizer.encode(read_text(path, "--calibration", count * length * 8), bos=False)
     windows = [ids[i:i + length] for i in range(0, len(ids) - length + 1, length)][:count]
     if not windows:
         raise InputError(f"{path}: fewer than {length} tokens of text; pass a longer --calibration file")

@@ -212,7 +212,7 @@ def export_cmd(out: Path = typer.Option(..., "--out", "-o", help="Artifact folde
             bar.update(task, description=name or "")
         try:
             manifest = export(path, options, out, force=force, progress=stage, force_memory=force_memory,
-                              notice=lambda note: err.print(f"[yellow]note:[/] {_escape(note)}", highlight=False))
+                              notice=lambda note: _one_line(f"[yellow]note:[/] {_escape(note)}"))
             clock(None)  # the last stage's line; on an error only the error line is printed
         finally:
             clock.stop.set()
@@ -259,12 +259,10 @@ def eval_ppl(model: Optional[Path] = ModelOpt,
     ckpt = open_checkpoint(path)
     if quant not in SCHEMES:
         raise InputError(f"--quant {quant}: unknown scheme; use one of {', '.join(SCHEMES)}")
-    if not text.is_file():
-        raise InputError(f"{text}: no such text file; pass --text FILE (plain text, e.g. WikiText-2 test.txt)")
     if ctx > ckpt.args.max_context_len:
         raise InputError(f"--ctx {ctx}: the model's context is {ckpt.args.max_context_len} tokens; choose a smaller --ctx")
     tokenizer = tokenizer_for(ckpt)
-    scored = text_windows(tokenizer, text.read_text(errors="replace"), ctx, windows)
+    scored = text_windows(tokenizer, texts.read_text(text, "--text"), ctx, windows)
     if not scored:
         raise InputError(f"{text}: fewer than {ctx} tokens; pass a longer text or a smaller --ctx")
     integer = quant not in FLOAT_SCHEMES
@@ -351,8 +349,8 @@ def parity(artifact: Path = typer.Argument(..., help="An artifact folder from `e
     limits = limits_for(load_thresholds(thresholds), scheme, thresholds)
     prompt_set = load_prompts(prompts)
     text_file = text or texts.evaluation_text()
-    if not text_file.is_file():
-        raise InputError(f"--text {text_file}: no such file; pass a plain-text file (e.g. WikiText-2 test.txt)")
+    if windows:
+        texts.read_text(text_file, "--text", 1 << 16)  # refused now, not after the models are loaded
     context = manifest["options"]["max_context_len"]
     if gen_tokens >= context - 1:
         raise InputError(f"--gen-tokens {gen_tokens}: the artifact's context is {context} positions; choose fewer than {context - 1}")

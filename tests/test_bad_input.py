@@ -233,3 +233,15 @@ def test_internal_error_is_one_line_exit_3(hf_sharded, monkeypatch):
     assert code == 3, err
     assert err.count("\n") == 1 and "Traceback" not in err
     assert "internal error: ZeroDivisionError: simulated bug" in err and "--debug" in err
+
+
+@pytest.mark.parametrize("content, words", [(b"\x00\x01binary\x00" * 50, ["binary data"]),
+                                            ("caf\xe9 au lait ".encode("latin-1") * 50, ["not UTF-8", "byte 3"])])
+def test_text_that_is_not_utf8_is_refused_not_scored(hf_sharded, tmp_path, content, words):
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(content)
+    assert_input_error(run_cli("eval-ppl", "--model", hf_sharded, "--text", bad, "--ctx", "64"), "--text", "bad.txt", *words)
+    assert_input_error(run_cli("export", "--model", hf_sharded, "--calibration", bad, "--max-seq-len", "32",
+                               "--max-context-len", "64", "--out", tmp_path / "o"),
+                       "--calibration", "bad.txt", *words)
+    assert not (tmp_path / "o").exists()

@@ -58,6 +58,11 @@ def check_destination(out: Path, force: bool, needed_bytes: int, source: Path) -
                          f"free some space or choose another --out")
 
 
+def _disk_full(folder: Path) -> bool:
+    st = os.statvfs(folder)
+    return st.f_bavail * st.f_frsize < (1 << 20)
+
+
 def _empty_dir(path: Path) -> bool:
     return path.is_dir() and not any(path.iterdir())
 
@@ -100,7 +105,8 @@ def staging(out: Path, force: bool):
             shutil.rmtree(old, ignore_errors=True)
     except OSError as e:
         shutil.rmtree(tmp, ignore_errors=True)
-        if e.errno == errno.ENOSPC:
+        # Some writers (onnx_ir's) raise a bare OSError("... requested and 0 written") on a full disk.
+        if e.errno == errno.ENOSPC or _disk_full(out.parent):
             raise InputError(f"{out.parent}: no space left on the device while writing the export; "
                              f"nothing was kept — free some space or choose another --out") from None
         if e.errno in (errno.ENOTEMPTY, errno.EEXIST):

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 
 import pytest
 import torch
@@ -16,10 +17,15 @@ def load_via_cli(path):
     return run_cli("generate", "--model", path, "--prompt", "hi", "-n", "1", "--json")
 
 
-def assert_input_error(result, file_fragment: str, *words: str):
+PROGRESS_LINE = re.compile(r"^\s+\d+\.\d s  ")  # an export's finished-stage lines, printed as it works
+
+
+def assert_input_error(result, file_fragment: str, *words: str, after_progress: bool = False):
+    """Exit 2 and one line naming the file and the fix (after the stage lines of an export that had
+    begun its work, with `after_progress`)."""
     code, out, err = result
     assert code == 2, (code, out, err)
-    lines = [line for line in err.splitlines() if line.strip()]
+    lines = [line for line in err.splitlines() if line.strip() and not (after_progress and PROGRESS_LINE.match(line))]
     assert len(lines) == 1, err
     assert "Traceback" not in err
     assert file_fragment in lines[0], lines[0]

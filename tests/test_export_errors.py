@@ -280,3 +280,38 @@ def test_int4_on_widths_xnnpack_cannot_take_is_refused_up_front(tmp_path, sp_mod
         assert_input_error(export(path, tmp_path / "o", "--quant", "8da4w", "--group-size", g),
                            "--quant 8da4w", "multiple of 32", "has 80", "--quant 8da8w")
     assert not (tmp_path / "o").exists()
+
+
+def test_loser_of_two_exports_to_the_same_out_gets_one_line_and_leaves_nothing(tmp_path):
+    """Both exports passed the up-front checks; the other one renamed its folder into place first."""
+    from edgellama.errors import InputError
+    from edgellama.export.artifact import staging
+
+    out = tmp_path / "art"
+    with pytest.raises(InputError, match="another export finished there first"):
+        with staging(out, force=False) as folder:
+            (folder / "model.pte").write_bytes(b"ours")
+            out.mkdir()
+            (out / "model.pte").write_bytes(b"theirs")  # the winner's artifact
+    assert (out / "model.pte").read_bytes() == b"theirs"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["art"]
+
+
+@pytest.fixture
+def very_tiny_disk(tmp_path):
+    yield from mounted_tmpfs(tmp_path / "verytiny", "size=128k")
+
+
+def test_disk_full_during_the_onnx_write(ckpt, very_tiny_disk, monkeypatch):
+    """The up-front estimate is fooled (another process fills the disk meanwhile): the write itself
+    fails with ENOSPC, which is one line and exit 2, and nothing is left on the disk."""
+    import collections
+
+    import edgellama.export.artifact as artifact
+
+    usage = collections.namedtuple("usage", "total used free")
+    monkeypatch.setattr(artifact.shutil, "disk_usage", lambda _p: usage(1 << 40, 0, 1 << 40))
+    out = very_tiny_disk / "artifact"
+    assert_input_error(export(ckpt, out, "--target", "onnx", "--quant-algo", "rtn", "--max-seq-len", "32",
+                              "--max-context-len", "64"), str(very_tiny_disk), "no space left", after_progress=True)
+    assert leftovers(very_tiny_disk) == []

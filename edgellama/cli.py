@@ -152,11 +152,11 @@ def generate(prompt: str = typer.Option(..., "--prompt", "-p"),
     context = min(max_context_len, ckpt.args.max_context_len)  # as EagerSession caps it
     check_prompt_fits(ids, context, f"raise --max-context-len (the model allows up to {ckpt.args.max_context_len})"
                       if max_context_len < ckpt.args.max_context_len else "use a model with a longer context")
-    from .memory import check_memory, kv_cache_bytes, model_bytes
+    from .memory import check_memory, kv_cache_bytes, model_bytes, shape_of
 
-    width = torch_dtype.itemsize
-    check_memory({"model": model_bytes(ckpt.args, width),
-                  f"KV cache of {context} positions": kv_cache_bytes(ckpt.args, context, width)},
+    width, shape = torch_dtype.itemsize, shape_of(ckpt.args)
+    check_memory({"model": model_bytes(shape, width),
+                  f"KV cache of {context} positions": kv_cache_bytes(shape, context, width)},
                  force_memory, "lower --max-context-len or use --dtype bf16")
     session = EagerSession(load_with_progress(ckpt, torch_dtype), tok, max_context_len)
     generate_and_report(session, text, ids, Sampling(temperature, top_k, top_p, seed), max_new_tokens,

@@ -1,10 +1,12 @@
 """Memory estimates made before a model or a KV cache is allocated: a request that cannot fit is
 refused with the numbers instead of being OOM-killed minutes later (rc 137 after 95 s at 22 GB for
-`generate --max-context-len 100000000`). Torch-free; psutil reads the available memory."""
+`generate --max-context-len 100000000`). Torch-free (the ONNX runtime path is); psutil reads the
+available memory."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from .errors import InputError
-from .model import ModelArgs
 
 GiB = 2**30
 # What the process holds beyond weights and cache (Python, torch, runtime buffers, activations):
@@ -12,13 +14,36 @@ GiB = 2**30
 OVERHEAD = GiB // 2
 
 
-def kv_cache_bytes(args: ModelArgs, positions: int, dtype_bytes: int = 4) -> int:
+@dataclass
+class Shape:
+    """What the estimates need of a model (ModelArgs has these too, but imports torch)."""
+    n_layers: int
+    n_kv_heads: int
+    head_dim: int
+    parameters: int
+
+
+def shape_of(args) -> Shape:
+    """From an edgellama.model.ModelArgs."""
+    return Shape(args.n_layers, args.n_kv_heads, args.head_dim, args.num_params())
+
+
+def manifest_shape(manifest: dict) -> Shape | None:
+    """The model's shape as an artifact's manifest records it (None if the manifest lacks it)."""
+    model = manifest.get("model")
+    keys = ("dim", "n_layers", "n_heads", "n_kv_heads", "parameters")
+    if not isinstance(model, dict) or not all(isinstance(model.get(k), int) and model[k] > 0 for k in keys):
+        return None
+    return Shape(model["n_layers"], model["n_kv_heads"], model["dim"] // model["n_heads"], model["parameters"])
+
+
+def kv_cache_bytes(shape: Shape, positions: int, dtype_bytes: int = 4) -> int:
     """Keys and values of every layer for `positions` positions."""
-    return 2 * args.n_layers * positions * args.n_kv_heads * args.head_dim * dtype_bytes
+    return 2 * shape.n_layers * positions * shape.n_kv_heads * shape.head_dim * dtype_bytes
 
 
-def model_bytes(args: ModelArgs, dtype_bytes: int = 4) -> int:
-    return args.num_params() * dtype_bytes
+def model_bytes(shape: Shape, dtype_bytes: int = 4) -> int:
+    return shape.parameters * dtype_bytes
 
 
 def available_bytes() -> int:
@@ -36,12 +61,3 @@ def check_memory(parts: dict[str, int], force: bool, fix: str) -> None:
     detail = " + ".join(f"{name} {b / GiB:.2f} GiB" for name, b in parts.items())
     raise InputError(f"not enough memory: needs about {need / GiB:.1f} GiB ({detail} + {OVERHEAD / GiB:.1f} GiB runtime) "
                      f"but {have / GiB:.1f} GiB is available; {fix}, or pass --force-memory to try anyway")
-
-
-def manifest_args(manifest: dict) -> ModelArgs | None:
-    """The model's shape as an artifact's manifest records it (None if the manifest lacks it)."""
-    model = manifest.get("model")
-    keys = ("dim", "n_layers", "n_heads", "n_kv_heads", "vocab_size")
-    if not isinstance(model, dict) or not all(isinstance(model.get(k), int) and model[k] > 0 for k in keys):
-        return None
-    return ModelArgs(**{k: model[k] for k in keys})

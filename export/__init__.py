@@ -82,11 +82,11 @@ def export(model_path: Path, options: ExportOptions, out: Path, force: bool = Fa
         calibration = calibration_windows(tokenizer, calibration_file)
         calibration_info = {"file": texts.reference(calibration_file), "sha256": sha256(calibration_file),
                             "windows": len(calibration), "tokens_per_window": len(calibration[0])}
-    from edgellama.memory import check_memory, kv_cache_bytes
+    from edgellama.memory import check_memory, kv_cache_bytes, shape_of
 
     # Peak while lowering is ~3x the artifact (7B shapes, 8da4w: 11.6 GiB peak RSS for a 3.9 GiB .pte).
     check_memory({"model while lowering": 3 * needed,
-                  f"KV cache of {options.max_context_len} positions": kv_cache_bytes(ckpt.args, options.max_context_len)},
+                  f"KV cache of {options.max_context_len} positions": kv_cache_bytes(shape_of(ckpt.args), options.max_context_len)},
                  force_memory, "lower --max-context-len")
     check_destination(out, force, needed, ckpt.path)
 

@@ -42,14 +42,14 @@ def check_vocab(tokenizer, model_vocab: int, where: Path) -> None:
 def check_artifact_memory(folder: Path, manifest: dict, force: bool) -> None:
     """Model file(s) plus the KV cache of the exported context, before either is allocated."""
     from edgellama.export.artifact import model_files
-    from edgellama.memory import check_memory, kv_cache_bytes, manifest_args
+    from edgellama.memory import check_memory, kv_cache_bytes, manifest_shape
 
-    args = manifest_args(manifest)
+    shape = manifest_shape(manifest)
     context = manifest["options"].get("max_context_len")
     files = sum((folder / n).stat().st_size for n in model_files(manifest) if (folder / n).is_file())
     parts = {"model files": files}
-    if args is not None and isinstance(context, int):
-        parts[f"KV cache of {context} positions"] = kv_cache_bytes(args, context)
+    if shape is not None and isinstance(context, int):
+        parts[f"KV cache of {context} positions"] = kv_cache_bytes(shape, context)
     check_memory(parts, force, "re-export with a smaller --max-context-len")
 
 

@@ -21,12 +21,12 @@ def is_export_source(manifest: dict, path: Path) -> bool:
 
 def check_reference_memory(manifest: dict, context: int, force: bool) -> None:
     """The fp32 model and its same-recipe twin (fp32 weights, dequantized) with a KV cache each."""
-    from edgellama.memory import check_memory, kv_cache_bytes, manifest_args, model_bytes
+    from edgellama.memory import check_memory, kv_cache_bytes, manifest_shape, model_bytes
 
-    args = manifest_args(manifest)
-    if args is not None:
-        check_memory({"fp32 reference and twin": 2 * model_bytes(args),
-                      f"2 KV caches of {context} positions": 2 * kv_cache_bytes(args, context)},
+    shape = manifest_shape(manifest)
+    if shape is not None:
+        check_memory({"fp32 reference and twin": 2 * model_bytes(shape),
+                      f"2 KV caches of {context} positions": 2 * kv_cache_bytes(shape, context)},
                      force, "lower --window-len and --gen-tokens")
 
 

@@ -26,7 +26,11 @@ def run(cmd, cwd, timeout=1800):
 
 def test_pip_installed_from_a_lone_clone_exports_and_passes_parity(tmp_path, tiny_hf, sp_model):
     clone = tmp_path / "lone" / "edgellama"  # nothing beside it: no ../shared, no checkout
-    run(["git", "clone", "--quiet", REPO, clone], cwd=tmp_path)
+    # The commit under test: a clone of a worktree's path checks out the repository's HEAD, not the
+    # worktree's branch.
+    head = run(["git", "-C", REPO, "rev-parse", "HEAD"], cwd=tmp_path).stdout.strip()
+    run(["git", "clone", "--quiet", "--no-checkout", REPO, clone], cwd=tmp_path)
+    run(["git", "-C", clone, "checkout", "--quiet", head], cwd=tmp_path)
     env_dir = tmp_path / "venv"
     venv.EnvBuilder(with_pip=True).create(env_dir)
     py = env_dir / "bin" / "python"

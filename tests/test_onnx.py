@@ -155,10 +155,11 @@ def test_graph_holds_the_torchao_integers(tiny_onnx, opened):
     model = edgellama.load_model(manifest["source"]["path"])
     calibration = None
     if manifest["calibration"]:
+        from edgellama import texts
         from edgellama.algorithms import calibration_windows
 
         calibration = calibration_windows(edgellama.load_tokenizer(manifest["source"]["path"]),
-                                          Path(manifest["calibration"]["file"]), manifest["calibration"]["windows"],
+                                          texts.resolve(manifest["calibration"]["file"]), manifest["calibration"]["windows"],
                                           manifest["calibration"]["tokens_per_window"])
     quantize_model(model, QuantSpec(**manifest["quantization"]), calibration=calibration)
     att = model.layers[0].attention

@@ -14,6 +14,7 @@ import pytest
 
 from checkpoints import write_meta
 from conftest import REPO
+from test_parity import tiny_thresholds  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.slow
 
@@ -24,7 +25,7 @@ def run(cmd, cwd, timeout=1800):
     return res
 
 
-def test_pip_installed_from_a_lone_clone_exports_and_passes_parity(tmp_path, tiny_hf, sp_model):
+def test_pip_installed_from_a_lone_clone_exports_and_passes_parity(tmp_path, tiny_hf, sp_model, tiny_thresholds):
     clone = tmp_path / "lone" / "edgellama"  # nothing beside it: no ../shared, no checkout
     # The commit under test: a clone of a worktree's path checks out the repository's HEAD, not the
     # worktree's branch.
@@ -47,7 +48,10 @@ def test_pip_installed_from_a_lone_clone_exports_and_passes_parity(tmp_path, tin
     assert manifest["recipe"] == "xnnpack-8da4w"
     assert manifest["calibration"]["file"].startswith("edgellama:wikitext-2/"), manifest["calibration"]
     assert "lowering to XNNPACK: partition 8/8" in res.stderr  # progress lines reach the user
-    res = run([edgellama, "parity", "art", "--json"], cwd=work)
+    # Defaults, except the quality limits: a random tiny model loses far more to int4 than a trained
+    # one (measured here: top-1 vs fp32 0.58 against the shipped 0.68), so it gets the limits
+    # test_parity gives it; the fidelity limits stay the shipped ones.
+    res = run([edgellama, "parity", "art", "--json", "--thresholds", tiny_thresholds], cwd=work)
     result = json.loads(res.stdout)
     assert result["verdict"] == "PASS", result["failures"]
     assert result["inputs"]["text"].endswith("test.txt") and str(clone) not in result["inputs"]["text"]

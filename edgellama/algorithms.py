@@ -3,13 +3,15 @@
 `clip` (no calibration) and `scale-search`: for every group of weights, try scales between amax/10 and amax/6 (RTN uses
 amax/7.5) and keep the one with the least error weighted by how strongly each input channel is
 driven (E[x^2] over calibration text), then refine it by least squares. Scales are rounded to what
-the kernels store (`quant.representable_scale`) before their error is measured, so the search
+the kernels store (`quant_math.representable_scale`) before their error is measured, so the search
 optimises the weights that will actually run. `clip` is the same search with every input channel
 weighted equally: no calibration text, but clipping then also hurts channels that matter."""
 from __future__ import annotations
 
 import torch
 from torch import nn
+
+from .quant_math import quantize_with_scale, representable_scale
 
 GRID = torch.linspace(1 / 10.0, 1 / 6.0, 41)  # scale / amax; RTN's 1/7.5 lies inside
 REFINE_ROUNDS = 2
@@ -21,10 +23,10 @@ def calibration_windows(tokenizer, path, count: int = 8, length: int = 512) -> l
 
     from .errors import InputError
 
+    from .texts import read_text
+
     path = Path(path)
-    if not path.exists():
-        raise InputError(f"{path}: calibration text not found; pass --calibration FILE (plain text, e.g. WikiText-2 valid.txt)")
-    ids = tokenizer.encode(path.read_text(errors="replace")[: count * length * 8], bos=False)
+    ids = tokenizer.encode(read_text(path, "--calibration", count * length * 8), bos=False)
     windows = [ids[i:i + length] for i in range(0, len(ids) - length + 1, length)][:count]
     if not windows:
         raise InputError(f"{path}: fewer than {length} tokens of text; pass a longer --calibration file")
@@ -55,7 +57,6 @@ def layer_input_power(layer: nn.Module, prefix: str, hidden: list[torch.Tensor],
 
 def _group_scales(wg: torch.Tensor, importance: torch.Tensor, bits: int, group_size: int) -> torch.Tensor:
     """wg [rows, groups, g], importance [1, groups, g] -> scales [rows, groups]."""
-    from .quant import representable_scale
 
     qmin, qmax = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
     amax = wg.abs().amax(-1, keepdim=True).clamp(min=1e-12)
@@ -82,7 +83,6 @@ def _group_scales(wg: torch.Tensor, importance: torch.Tensor, bits: int, group_s
 def scale_search(importance: dict[str, torch.Tensor] | None):
     """The algorithm for `layerwise.quantize_model`: (weight, bits, group_size, name) -> (q, scales).
     `importance=None` weighs every input channel equally (`clip`)."""
-    from .quant import quantize_with_scale
 
     def run(w: torch.Tensor, bits: int, group_size: int, name: str):
         out_f, in_f = w.shape

@@ -14,10 +14,11 @@ from .errors import InputError
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True,
                   help="Load, quantize, export and check Llama-family models for phones and edge boards.")
-out = Console()
+console = Console()  # stdout; not `out`, which is export's --out
 err = Console(stderr=True)
 _debug = {"on": bool(os.environ.get("EDGELLAMA_DEBUG"))}
 
+ForceMemoryOpt = typer.Option(False, "--force-memory", help="Run even when the memory estimate exceeds the available memory.")
 ModelOpt = typer.Option(None, "--model", "-m", help="Meta/HF checkpoint folder or .gguf file (default: embedded SmolLM2-135M-Instruct).")
 
 
@@ -49,6 +50,15 @@ def load_with_progress(ckpt, dtype):
                   console=err, transient=True) as bar:
         task = bar.add_task(ckpt.path.name, total=len(ckpt.tensors))
         return build_model(ckpt, dtype, progress=lambda _name: bar.advance(task))
+
+
+def check_prompt_fits(ids: list[int], context: int, fix: str) -> None:
+    """Before any model runs: the prompt and at least one new token must fit the KV cache."""
+    if not ids:
+        raise InputError("--prompt: encodes to no tokens; pass some text")
+    if len(ids) >= context:
+        raise InputError(f"--prompt: {len(ids)} tokens do not fit a context of {context} positions "
+                         f"(one more is needed for the answer); shorten the prompt or {fix}")
 
 
 def generate_and_report(session, text: str, ids: list[int], sampling, max_new_tokens: int, as_json: bool,
@@ -101,15 +111,15 @@ def inspect(path: Optional[Path] = typer.Argument(None, help="Checkpoint (defaul
         return
     from rich.table import Table
 
-    out.print(f"[bold]{ckpt.path}[/]  ({ckpt.format}, {report['shards']} weight file(s), {', '.join(report['dtypes'])})")
-    out.print(f"{report['parameters'] / 1e6:,.1f}M parameters · " +
+    console.print(f"[bold]{ckpt.path}[/]  ({ckpt.format}, {report['shards']} weight file(s), {', '.join(report['dtypes'])})")
+    console.print(f"{report['parameters'] / 1e6:,.1f}M parameters · " +
               " · ".join(f"{k}={v}" for k, v in arch.items()))
-    out.print(f"tokenizer: {tok.kind}, {tok.vocab_size} tokens, bos={tok.bos_id}, eos={tok.eos_ids}, "
+    console.print(f"tokenizer: {tok.kind}, {tok.vocab_size} tokens, bos={tok.bos_id}, eos={tok.eos_ids}, "
               f"chat template: {'yes' if tok.chat_template else 'Llama 2 [INST]'}")
     table = Table("scheme", "estimated size (MiB)")
     for k, v in sizes.items():
         table.add_row(k, f"{v:,.1f}")
-    out.print(table)
+    console.print(table)
 
 
 @app.command()
@@ -125,6 +135,7 @@ def generate(prompt: str = typer.Option(..., "--prompt", "-p"),
              max_context_len: int = typer.Option(2048, "--max-context-len", min=2, help="KV-cache positions."),
              dtype: str = typer.Option("fp32", "--dtype", help="fp32 | bf16 | fp16"),
              tokenizer: Optional[Path] = typer.Option(None, "--tokenizer", help="Override the checkpoint's tokenizer."),
+             force_memory: bool = ForceMemoryOpt,
              as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of streaming text.")):
     """Generate text with the eager reference model (static KV cache), and report tok/s."""
     from .formats import open_checkpoint
@@ -138,8 +149,15 @@ def generate(prompt: str = typer.Option(..., "--prompt", "-p"),
     torch_dtype = dtype_of(dtype)
     text = tok.chat_prompt(prompt, system) if chat else prompt
     ids = tok.encode(text)
-    if len(ids) >= max_context_len:
-        raise InputError(f"--prompt: {len(ids)} tokens do not fit --max-context-len {max_context_len}; shorten it or raise it")
+    context = min(max_context_len, ckpt.args.max_context_len)  # as EagerSession caps it
+    check_prompt_fits(ids, context, f"raise --max-context-len (the model allows up to {ckpt.args.max_context_len})"
+                      if max_context_len < ckpt.args.max_context_len else "use a model with a longer context")
+    from .memory import check_memory, kv_cache_bytes, model_bytes, shape_of
+
+    width, shape = torch_dtype.itemsize, shape_of(ckpt.args)
+    check_memory({"model": model_bytes(shape, width),
+                  f"KV cache of {context} positions": kv_cache_bytes(shape, context, width)},
+                 force_memory, "lower --max-context-len or use --dtype bf16")
     session = EagerSession(load_with_progress(ckpt, torch_dtype), tok, max_context_len)
     generate_and_report(session, text, ids, Sampling(temperature, top_k, top_p, seed), max_new_tokens,
                         as_json, {"model": str(path)})
@@ -167,6 +185,7 @@ def export_cmd(out: Path = typer.Option(..., "--out", "-o", help="Artifact folde
                contexts: Optional[str] = typer.Option(None, "--contexts", help="qnn: both (default) | simulator (one context per graph: loads in the x86 simulator) | device (a part's graphs share one copy of the weights)."),
                logits: Optional[str] = typer.Option(None, "--logits", help="last (xnnpack default: the position a runner samples from) | all (onnx default; parity steps a last-only .pte one token at a time)."),
                force: bool = typer.Option(False, "--force", help="Replace --out if it exists."),
+               force_memory: bool = ForceMemoryOpt,
                as_json: bool = typer.Option(False, "--json", help="Print the manifest as JSON.")):
     """Export a checkpoint to an artifact folder (model + tokenizer + manifest.json)."""
     import time
@@ -174,6 +193,7 @@ def export_cmd(out: Path = typer.Option(..., "--out", "-o", help="Artifact folde
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     from .export import ExportOptions, export, load_recipe
+    from .stages import StageClock
 
     given = {k: v for k, v in dict(target=target, quant=quant, group_size=group_size, quant_algo=quant_algo,
                                    size_budget=size_budget, embedding_quant=embedding_quant, output_quant=output_quant,
@@ -188,20 +208,22 @@ def export_cmd(out: Path = typer.Option(..., "--out", "-o", help="Artifact folde
 
     default = TARGETS[given["target"]].default_recipe if given.get("target") in TARGETS else "xnnpack-8da4w"
     base = load_recipe(recipe or default)
-    options = ExportOptions(**{**base, **given})
+    options = ExportOptions(**{**base, **given}, given=frozenset(given))
     path = resolve_model(model)
     t0 = time.perf_counter()
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err, transient=True) as bar:
         task = bar.add_task("starting")
-        current = {"name": None, "t": time.perf_counter()}
+        clock = StageClock(lambda line: err.print(f"[dim]{_escape(line)}[/]", highlight=False))
 
-        def stage(name):  # prints each finished stage with its duration
-            if current["name"]:
-                err.print(f"[dim]{time.perf_counter() - current['t']:7.1f} s  {current['name']}[/]")
-            current.update(name=name, t=time.perf_counter())
-            bar.update(task, description=name)
-        manifest = export(path, options, out, force=force, progress=stage)
-        stage(None)
+        def stage(name):
+            clock(name)
+            bar.update(task, description=name or "")
+        try:
+            manifest = export(path, options, out, force=force, progress=stage, force_memory=force_memory,
+                              notice=lambda note: _one_line(f"[yellow]note:[/] {_escape(note)}"))
+            clock(None)  # the last stage's line; on an error only the error line is printed
+        finally:
+            clock.stop.set()
     if as_json:
         print(json.dumps(manifest, indent=1))
         return
@@ -238,24 +260,21 @@ def eval_ppl(model: Optional[Path] = ModelOpt,
     from .formats import open_checkpoint
     from .layerwise import quantize_checkpoint
     from .quant import FLOAT_SCHEMES, QuantSpec, eager_twin
-    from .schemes import SCHEMES, head_scheme
+    from .schemes import SCHEMES
     from .tokenizer import tokenizer_for
 
     path = resolve_model(model)
     ckpt = open_checkpoint(path)
     if quant not in SCHEMES:
         raise InputError(f"--quant {quant}: unknown scheme; use one of {', '.join(SCHEMES)}")
-    if not text.is_file():
-        raise InputError(f"{text}: no such text file; pass --text FILE (plain text, e.g. WikiText-2 test.txt)")
     if ctx > ckpt.args.max_context_len:
         raise InputError(f"--ctx {ctx}: the model's context is {ckpt.args.max_context_len} tokens; choose a smaller --ctx")
     tokenizer = tokenizer_for(ckpt)
-    scored = text_windows(tokenizer, text.read_text(errors="replace"), ctx, windows)
+    scored = text_windows(tokenizer, texts.read_text(text, "--text"), ctx, windows)
     if not scored:
         raise InputError(f"{text}: fewer than {ctx} tokens; pass a longer text or a smaller --ctx")
     integer = quant not in FLOAT_SCHEMES
-    spec = QuantSpec(scheme=quant, group_size=group_size, algo=quant_algo, size_budget=size_budget if integer else 1.0,
-                     embedding=embedding_quant if integer else "none", output=head_scheme(quant, output_quant))
+    spec = QuantSpec.from_options(quant, group_size, quant_algo, embedding_quant, output_quant, size_budget)
     calib = None
     if spec.needs_calibration:
         calib = calibration_windows(tokenizer, calibration or texts.calibration_text())
@@ -285,15 +304,17 @@ def run(artifact: Path = typer.Argument(..., help="An artifact folder from `edge
         top_k: int = typer.Option(0, "--top-k", min=0),
         top_p: float = typer.Option(1.0, "--top-p", min=0.0, max=1.0),
         seed: Optional[int] = typer.Option(None, "--seed"),
+        force_memory: bool = ForceMemoryOpt,
         as_json: bool = typer.Option(False, "--json")):
     """Generate from an exported artifact (.pte or .onnx), streaming tokens as they come."""
     from .runtime.generate import Sampling
     from .runtime.open import open_artifact
 
-    session, manifest = open_artifact(artifact)
+    session, manifest = open_artifact(artifact, force_memory=force_memory)
     tok = session.tokenizer
     text = tok.chat_prompt(prompt, system) if chat else prompt
     ids = tok.encode(text)
+    check_prompt_fits(ids, session.info.max_context_len, "re-export with a larger --max-context-len")
     generate_and_report(session, text, ids, Sampling(temperature, top_k, top_p, seed), max_new_tokens,
                         as_json, {"artifact": str(artifact)})
 
@@ -309,6 +330,7 @@ def parity(artifact: Path = typer.Argument(..., help="An artifact folder from `e
            gen_tokens: Optional[int] = typer.Option(None, "--gen-tokens", min=1, help="Greedy tokens generated after each prompt (default 32; qnn: 8)."),
            thresholds: Optional[Path] = typer.Option(None, "--thresholds", help="TOML limits per scheme and reference (default: the shipped thresholds.toml)."),
            report: Optional[Path] = typer.Option(None, "--report", help="Write parity.json, parity.md and PNG plots into this folder."),
+           force_memory: bool = ForceMemoryOpt,
            as_json: bool = typer.Option(False, "--json", help="Print the result as one JSON object.")):
     """Check an artifact against the fp32 model (quality) and the same-recipe eager twin (fidelity).
     Exit 0 = PASS, 1 = FAIL (each failing metric printed with its value and threshold), 2 = bad input."""
@@ -327,6 +349,10 @@ def parity(artifact: Path = typer.Argument(..., help="An artifact folder from `e
 
     started = time.perf_counter()
     # Every input is checked, and the artifact's hashes verified, before any model is loaded.
+    if report is not None:
+        from .paths import check_can_create
+
+        check_can_create(report, "--report")
     manifest = read_artifact_manifest(artifact)
     scheme = manifest["quantization"]["scheme"]
     limits = limits_for(load_thresholds(thresholds), manifest["runtime"].get("thresholds", scheme), thresholds)
@@ -337,18 +363,19 @@ def parity(artifact: Path = typer.Argument(..., help="An artifact folder from `e
     gen_tokens = gen_tokens or defaults["gen_tokens"]
     prompt_set = load_prompts(prompts)[:max_prompts]
     text_file = text or texts.evaluation_text()
-    if not text_file.is_file():
-        raise InputError(f"--text {text_file}: no such file; pass a plain-text file (e.g. WikiText-2 test.txt)")
+    if windows:
+        texts.read_text(text_file, "--text", 1 << 16)  # refused now, not after the models are loaded
     context = manifest["options"]["max_context_len"]
     if gen_tokens >= context - 1:
         raise InputError(f"--gen-tokens {gen_tokens}: the artifact's context is {context} positions; choose fewer than {context - 1}")
 
-    session, manifest = open_artifact(artifact, manifest)
+    from .runtime.references import check_reference_memory, reference_sessions
+
+    check_reference_memory(manifest, context, force_memory)
+    session, manifest = open_artifact(artifact, manifest, force_memory=force_memory)
     prompt_ids = encode_prompts(session.tokenizer, prompt_set, context - gen_tokens)
     window_len = min(window_len, context)
     window_ids = text_windows(session.tokenizer, text_file, windows, window_len) if windows else []
-
-    from .runtime.references import reference_sessions
 
     references, paths = reference_sessions(artifact, manifest, reference, context, say)
     result = run_parity(session, manifest, references, paths, prompt_ids, window_ids, gen_tokens, limits, say)
@@ -368,10 +395,10 @@ def parity(artifact: Path = typer.Argument(..., help="An artifact folder from `e
     else:
         from .runtime.report import terminal_table
 
-        out.print(terminal_table(result))
+        console.print(terminal_table(result))
         if report:
-            out.print(f"report: {escape(str(report))}/parity.md", highlight=False)
-        out.print(f"[bold {'green' if result['verdict'] == 'PASS' else 'red'}]{result['verdict']}[/]")
+            console.print(f"report: {escape(str(report))}/parity.md", highlight=False)
+        console.print(f"[bold {'green' if result['verdict'] == 'PASS' else 'red'}]{result['verdict']}[/]")
     for line in result["failures"]:
         err.print(f"[red]{escape(line)}[/]", highlight=False, soft_wrap=True)
     if result["failures"]:
@@ -413,15 +440,62 @@ def push(bundle_dir: Path = typer.Argument(..., help="A bundle folder from `edge
 
 
 def main() -> None:
+    """The one exception boundary: every error reaches the user as one line. Exit codes: 0 success,
+    1 parity FAIL (only `parity` raises it), 2 bad input or environment, 3 internal error."""
+    if not (_debug["on"] or "--debug" in sys.argv[1:]):
+        _quiet_libraries()
     try:
         app()
     except InputError as e:
         if _debug["on"]:
             raise
-        from rich.markup import escape
-
-        err.print(f"[red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
+        _one_line(f"[red]error:[/] {_escape(str(e))}")
         sys.exit(2)
+    except MemoryError:
+        if _debug["on"]:
+            raise
+        _one_line("[red]error:[/] out of memory; close other programs, or use a smaller model, "
+                  "--max-context-len or --max-seq-len")
+        sys.exit(2)
+    except KeyboardInterrupt:
+        _one_line("[red]interrupted[/]")
+        sys.exit(130)
+    except Exception as e:  # noqa: BLE001  anything else is our bug, reported as such, not as bad input
+        if _debug["on"]:
+            raise
+        import traceback
+
+        frames = traceback.extract_tb(e.__traceback__)
+        where = f" at {Path(frames[-1].filename).name}:{frames[-1].lineno}" if frames else ""
+        detail = str(e).splitlines()[0][:200] if str(e) else ""
+        _one_line(f"[red]internal error:[/] {type(e).__name__}: {_escape(detail)}{where}; "
+                  f"run with --debug and report it")
+        sys.exit(3)
+
+
+def _quiet_libraries() -> None:
+    """What the libraries print on every run is noise in front of the one line a user must read:
+    torchao logs "Failed to load ..._C_cutlass_90a.abi3.so" (GPU kernels, absent on a CPU box), torch's
+    pytree and executorch warn about their own deprecations. --debug shows them again."""
+    import logging
+    import warnings
+
+    for name in ("torchao", "torch.utils._pytree"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    for category in (FutureWarning, DeprecationWarning):
+        warnings.filterwarnings("ignore", category=category)
+    warnings.filterwarnings("ignore", module=r"executorch\..*")
+    warnings.filterwarnings("ignore", message=".*ExperimentalWarning.*|This API is experimental")
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
+
+
+def _one_line(markup: str) -> None:
+    err.print(markup, highlight=False, soft_wrap=True)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,6 @@
 3. say where the artifact is and how far it drifts from the fp32 model, teacher-forced on WikiText-2."""
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 
@@ -23,23 +22,19 @@ RECIPE = "xnnpack-8da4w"
 
 def export_once() -> None:
     """Export unless the artifact exists, verifies, and was made with the current recipe."""
-    from .errors import InputError
     from .export import load_recipe
-    from .export.artifact import read_manifest
+    from .export.artifact import verifies_with_recipe
 
-    try:
-        options = read_manifest(ARTIFACT)["options"]
-        wanted = {k: v for k, v in load_recipe(RECIPE).items() if k != "recipe"}
-        if all(options.get(k) == v for k, v in wanted.items()):
-            say(f"reusing {ARTIFACT} (delete it to export again)")
-            return
-    except InputError:
-        pass
+    if verifies_with_recipe(ARTIFACT, RECIPE):
+        say(f"reusing {ARTIFACT} (delete it to export again)")
+        return
     say(f"exporting SmolLM2-135M-Instruct with recipe {RECIPE}")
-    from . import cli
+    from .default_model import default_model_path
+    from .export import ExportOptions, export
 
-    sys.argv = ["edgellama", "export", "--recipe", RECIPE, "--out", str(ARTIFACT), "--force"]
-    cli.app(standalone_mode=False)
+    # --force: an artifact of an older recipe is replaced (export only ever replaces one that verifies)
+    export(default_model_path(), ExportOptions(**load_recipe(RECIPE)), ARTIFACT, force=True,
+           progress=lambda stage: print(f"   {stage}", flush=True))
 
 
 def main() -> None:

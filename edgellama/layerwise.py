@@ -19,8 +19,9 @@ from torch import nn
 from .errors import InputError
 from .formats import Checkpoint
 from .model import Transformer, rope_cos_sin
-from .quant import (FLOAT_SCHEMES, NEEDS_CALIBRATION, QuantSpec, algorithm, check_group_size, dequantize,
+from .quant import (FLOAT_SCHEMES, NEEDS_CALIBRATION, QuantSpec, algorithm, check_group_size,
                     embedding_from_head, quantize_embedding, quantize_linear, symmetric_rtn_algo, torchao_weight, untie_output)
+from .quant_math import dequantize
 from .schemes import SCHEMES, linear_shapes
 
 Progress = Callable[[str], None]

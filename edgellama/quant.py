@@ -15,7 +15,8 @@ from torch import nn
 
 from .errors import InputError
 from .model import Transformer
-from .schemes import SCHEMES, linear_shapes
+from .quant_math import symmetric_rtn
+from .schemes import SCHEMES, head_scheme, linear_shapes
 
 FLOAT_SCHEMES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
@@ -32,6 +33,15 @@ class QuantSpec:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @classmethod
+    def from_options(cls, scheme: str, group_size: int, algo: str, embedding: str, output_quant: str,
+                     size_budget: float) -> "QuantSpec":
+        """The spec for the options of `export` and `eval-ppl`: a float scheme quantizes nothing, so
+        embedding, head and the mixed-precision budget only apply to integer schemes."""
+        integer = scheme not in FLOAT_SCHEMES
+        return cls(scheme=scheme, group_size=group_size, algo=algo, embedding=embedding if integer else "none",
+                   output=head_scheme(scheme, output_quant), size_budget=size_budget if integer else 1.0)
 
     @property
     def needs_calibration(self) -> bool:
@@ -51,39 +61,6 @@ def check_group_size(shapes: list[tuple[str, int, int]], group_size: int, what: 
         hint = f"use {' or '.join(map(str, ok))}" if ok else "use 0 (per-channel)"
         raise InputError(f"{what} {group_size}: does not divide the input dimension {bad[0][1]} of {bad[0][0]} "
                          f"({len(bad)} layer(s) affected); {hint}")
-
-
-def representable_scale(scale: torch.Tensor, group_size: int) -> torch.Tensor:
-    """Group scales are rounded to bf16 before the integers are chosen: XNNPACK's blockwise int4
-    kernels store them as bf16, and with fp32 scales the eager twin and the .pte differ by ~1e-3
-    per linear (measured); with bf16-representable scales they agree to ~3e-7. Per-channel scales
-    stay fp32 (XNNPACK keeps those in fp32)."""
-    if group_size:
-        scale = scale.to(torch.bfloat16).float()
-    return scale.clamp(min=torch.finfo(torch.bfloat16).tiny)
-
-
-def quantize_with_scale(w: torch.Tensor, scale: torch.Tensor, bits: int) -> torch.Tensor:
-    """torchao's rounding: q = clamp(round(w * (1/scale)), qmin, qmax), half to even."""
-    qmin, qmax = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
-    out_f, in_f = w.shape
-    wg = w.float().reshape(out_f, scale.shape[1], -1)
-    return torch.clamp(torch.round(wg * (1.0 / scale)[..., None]), qmin, qmax).reshape(out_f, in_f).to(torch.int8)
-
-
-def symmetric_rtn(w: torch.Tensor, bits: int, group_size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """torchao's symmetric convention: scale = amax / ((qmax - qmin) / 2) (amax/7.5 for int4)."""
-    out_f, in_f = w.shape
-    g = group_size or in_f
-    amax = w.float().reshape(out_f, in_f // g, g).abs().amax(-1)
-    scale = representable_scale(amax / ((2**bits - 1) / 2), group_size)
-    return quantize_with_scale(w, scale, bits), scale
-
-
-def dequantize(q: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-    out_f, in_f = q.shape
-    groups = scale.shape[1]
-    return (q.float().reshape(out_f, groups, -1) * scale[..., None]).reshape(out_f, in_f)
 
 
 def torchao_weight(q: torch.Tensor, scale: torch.Tensor, bits: int, dynamic_activations: bool) -> nn.Parameter:

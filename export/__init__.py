@@ -1,8 +1,11 @@
 """edgellama.export: checkpoint -> artifact folder (model file + tokenizer + manifest.json).
 
-Every target module exposes the same function,
+Every target module exposes the same functions,
+    `check_options(options)` (may refuse, or adjust an option the user did not give via `options.adjust`),
     `write_model(model, tokenizer, options, folder, progress) -> dict`
-which writes its model file(s) into `folder` and returns the runtime metadata for the manifest.
+which writes its model file(s) into `folder` and returns the runtime metadata for the manifest (a
+target with several model files lists the extra ones under `model_files`, so the manifest must hash
+them), and optionally `check_model(options, linear_shapes)` for shapes its kernels cannot take.
 This driver does what all targets share: validation, loading, quantization, the tokenizer, the
 manifest, and the atomic hand-over of the folder."""
 from __future__ import annotations
@@ -37,14 +40,15 @@ def checkpoint_fingerprint(files: list[Path]) -> dict:
 
 
 def export(model_path: Path, options: ExportOptions, out: Path, force: bool = False,
-           progress: Progress | None = None) -> dict:
-    """Export `model_path` with `options` into the folder `out`; returns the manifest."""
+           progress: Progress | None = None, notice: Progress | None = None, force_memory: bool = False) -> dict:
+    """Export `model_path` with `options` into the folder `out`; returns the manifest. `progress` hears
+    each stage as it starts; `notice`, each option adjusted because the model or target cannot take it."""
 
     from edgellama.algorithms import calibration_windows
     from edgellama.formats import open_checkpoint
     from edgellama.layerwise import quantize_checkpoint
     from edgellama.quant import FLOAT_SCHEMES, QuantSpec, algorithm, check_group_size
-    from edgellama.schemes import estimate_bytes, head_scheme, linear_shapes
+    from edgellama.schemes import estimate_bytes, linear_shapes
     from edgellama.tokenizer import tokenizer_for
 
     from .artifact import check_destination, staging, write_manifest
@@ -53,17 +57,20 @@ def export(model_path: Path, options: ExportOptions, out: Path, force: bool = Fa
     started = time.perf_counter()
     ckpt = open_checkpoint(model_path)
     options.validate(ckpt.args.max_context_len)
-    check_group_size(linear_shapes(ckpt.args), options.group_size)
+    target = importlib.import_module(TARGETS[options.target].exporter)
+    target.check_options(options)  # first: a target may adjust the group size
+    if hasattr(target, "check_model"):  # what a target's kernels cannot take of this model's shapes
+        head = [("output", ckpt.args.vocab_size, ckpt.args.dim)] if options.output_quant == "4w" else []
+        target.check_model(options, linear_shapes(ckpt.args) + head)
+    if options.quant not in FLOAT_SCHEMES:  # a float scheme has no groups to check
+        check_group_size(linear_shapes(ckpt.args), options.group_size)
     algorithm(options.quant_algo)
     tokenizer = tokenizer_for(ckpt)
-    target = importlib.import_module(TARGETS[options.target].exporter)
-    target.check_options(options)
+    for note in options.notes:
+        (notice or say)(note)
     needed = int(estimate_bytes(ckpt.args, options.quant, options.group_size) * 1.1) + (64 << 20)
-    integer = options.quant not in FLOAT_SCHEMES
-    spec = QuantSpec(scheme=options.quant, group_size=options.group_size, algo=options.quant_algo,
-                     embedding=options.embedding_quant if integer else "none",
-                     output=head_scheme(options.quant, options.output_quant),
-                     size_budget=options.size_budget if integer else 1.0)
+    spec = QuantSpec.from_options(options.quant, options.group_size, options.quant_algo, options.embedding_quant,
+                                  options.output_quant, options.size_budget)
     calibration, calibration_info = None, None
     if spec.needs_calibration:
         from edgellama import texts
@@ -74,6 +81,12 @@ def export(model_path: Path, options: ExportOptions, out: Path, force: bool = Fa
         calibration = calibration_windows(tokenizer, calibration_file)
         calibration_info = {"file": texts.reference(calibration_file), "sha256": sha256(calibration_file),
                             "windows": len(calibration), "tokens_per_window": len(calibration[0])}
+    from edgellama.memory import check_memory, kv_cache_bytes, shape_of
+
+    # Peak while lowering is ~3x the artifact (7B shapes, 8da4w: 11.6 GiB peak RSS for a 3.9 GiB .pte).
+    check_memory({"model while lowering": 3 * needed,
+                  f"KV cache of {options.max_context_len} positions": kv_cache_bytes(shape_of(ckpt.args), options.max_context_len)},
+                 force_memory, "lower --max-context-len")
     check_destination(out, force, needed, ckpt.path)
 
     with staging(out, force) as folder:

@@ -29,10 +29,37 @@ def check_options(options: ExportOptions) -> None:
     if options.embedding_quant == "head":
         raise InputError("--embedding-quant head: shares the head's table in ONNX only (GatherBlockQuantized); "
                          "use 8w or 4w for --target xnnpack")
+    if options.quant == "8da8w" and options.group_size != 0:
+        # XNNPACK has int8 weights per channel only ("Only 4b group quantization is supported", raised
+        # inside the delegate after the whole quantization; measured on a one-linear program).
+        if "group_size" in options.given:
+            raise InputError(f"--quant 8da8w --group-size {options.group_size}: XNNPACK takes int8 weights per "
+                             f"channel only; pass --group-size 0 (or --quant 8da4w for groups)")
+        options.adjust("group_size", 0, "does not apply to 8da8w: XNNPACK takes int8 weights per channel only")
     if options.quant in UNSUPPORTED_SCHEMES:
         raise InputError(f"--quant {options.quant}: weight-only linears give wrong results in executorch 1.5.1's "
                          f"XNNPACK delegate (scales dropped); use --quant {UNSUPPORTED_SCHEMES[options.quant]} for "
                          f"--target xnnpack, or {options.quant} with --target onnx")
+
+
+# XNNPACK's int4 kernels take groups in multiples of 32 only, and per channel (--group-size 0) the
+# group is the whole input row: "Delegation to XNNPACK requires group_size to be a multiple of 32, but
+# got 100", raised inside the delegate after the whole quantization (measured on one-linear programs:
+# in_features 20/36/50/75/100 fail, 576/1536 pass; int8 per channel takes any width).
+INT4_MULTIPLE = 32
+
+
+def check_model(options: ExportOptions, shapes: list[tuple[str, int, int]]) -> None:
+    """Before any work: the int4 linears' input widths must suit XNNPACK's int4 kernels."""
+    from edgellama.errors import InputError
+
+    if options.quant != "8da4w":
+        return
+    bad = [(name, k) for name, _, k in shapes if k % INT4_MULTIPLE]
+    if bad:
+        raise InputError(f"--quant 8da4w: XNNPACK's int4 kernels need every linear's input width to be a multiple of "
+                         f"{INT4_MULTIPLE}, with any --group-size including 0 (per channel); {bad[0][0]} has {bad[0][1]} "
+                         f"({len(bad)} linear(s)) — use --quant 8da8w (int8 per channel) for this model")
 
 
 def runner_metadata(model, tokenizer, options: ExportOptions) -> dict:
@@ -159,7 +186,7 @@ def llama_xnnpack_passes():
 
 
 @contextmanager
-def preprocess_without_weight_copies():
+def preprocess_without_weight_copies(before_each=lambda: None):
     """executorch 1.5.1 deep-copies every partition's program, weights included, before any XNNPACK
     preprocess runs (BackendDetails.copy_exported_program_for_preprocess, "in case backends change
     the graph"): a second copy of all int8 weights alive at once, +6.5 GB at 7B shapes (measured with
@@ -171,6 +198,8 @@ def preprocess_without_weight_copies():
     def copy_graph_share_weights(cls, edge_program, compile_specs):
         import copy
 
+        before_each()  # called once per partition, right before its preprocess
+
         tensors = [*edge_program.state_dict.values(), *edge_program.constants.values()]
         return copy.deepcopy(edge_program, memo={id(t): t for t in tensors if isinstance(t, torch.Tensor)})
 
@@ -181,19 +210,44 @@ def preprocess_without_weight_copies():
         del XnnpackBackend.copy_exported_program_for_preprocess  # back to BackendDetails' own
 
 
-def lower(program, metadata: dict):
-    from executorch.backends.xnnpack._passes.convert_to_linear import ConvertToLinearPass
+def counting_partitioner(say):
+    """XNNPACK's partitioner, saying how many partitions it found: preprocessing them is most of the
+    lowering (~3.5 min for SmolLM2), and the count lets each partition's progress line say i/n."""
     from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+
+    class Counting(XnnpackPartitioner):
+        found = 0
+        done = 0
+
+        def partition(self, exported_program):
+            result = super().partition(exported_program)
+            Counting.found = len(set(result.partition_tags))
+            return result
+
+        @classmethod
+        def next_partition(cls):
+            cls.done += 1
+            say(f"lowering to XNNPACK: partition {cls.done}/{cls.found or '?'}")
+
+    return Counting()
+
+
+def lower(program, metadata: dict, say=lambda _msg: None):
+    from executorch.backends.xnnpack._passes.convert_to_linear import ConvertToLinearPass
     from executorch.exir import EdgeCompileConfig, ExecutorchBackendConfig, to_edge_transform_and_lower
     from executorch.exir.passes import MemoryPlanningPass
     from executorch.exir.passes.sym_shape_eval_pass import ConstraintBasedSymShapeEvalPass
 
-    with llama_xnnpack_passes(), preprocess_without_weight_copies():
+    partitioner = counting_partitioner(say)
+    say("lowering to XNNPACK: edge dialect and partitioning")
+    with llama_xnnpack_passes(), preprocess_without_weight_copies(partitioner.next_partition):
         edge = to_edge_transform_and_lower(
-            program, partitioner=[XnnpackPartitioner()], constant_methods=metadata,
+            program, partitioner=[partitioner], constant_methods=metadata,
             compile_config=EdgeCompileConfig(_check_ir_validity=False, _skip_dim_order=True))
     if {"mm", "addmm"} & set(ops_outside_delegates(edge)):  # (the pass costs ~14 s on SmolLM2 even as a no-op)
+        say("lowering to XNNPACK: linear pass over what stayed outside the delegate")
         edge = edge.transform([ConvertToLinearPass()])  # what XNNPACK left runs as linear, not transpose + mm
+    say("to_executorch: quantized-embedding fusion, memory planning")
     # Quant fusion turns torchao's dequantize_affine -> embedding into quantized_decomposed::embedding_byte
     # (ExecuTorch's quantized embedding kernel), as ExecuTorch's own LLM export does.
     return edge, edge.to_executorch(ExecutorchBackendConfig(
@@ -206,8 +260,7 @@ def write_model(model, tokenizer, options: ExportOptions, folder: Path, say) -> 
     metadata = runner_metadata(model, tokenizer, options)
     say("torch.export")
     program = export_program(model, options)
-    say("lowering to XNNPACK")
-    edge, et_program = lower(program, metadata)
+    edge, et_program = lower(program, metadata, say)
     say("writing model.pte")
     with open(folder / MODEL_FILE, "wb") as f:
         et_program.write_to_file(f)

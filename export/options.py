@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import tomllib
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from edgellama.errors import InputError
@@ -32,9 +32,20 @@ class ExportOptions:
     contexts: str | None = None  # qnn only: which compiled context sets: both, simulator or device
     logits: str | None = None  # "last" (the position a runner samples from) | "all"; default: xnnpack last, onnx all
     recipe: str | None = None
+    # Names of the options given on the command line. The others come from the recipe or the defaults,
+    # so where the model or the target cannot take them they are adjusted (with a note in `notes`)
+    # instead of refused with an option the user never passed.
+    given: frozenset = field(default=frozenset(), compare=False, repr=False)
+    notes: list = field(default_factory=list, compare=False, repr=False)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("given", "notes")}
+
+    def adjust(self, name: str, value, why: str) -> None:
+        """Change an option the user did not give, saying so."""
+        source = f"recipe {self.recipe}" if self.recipe else "the default"
+        self.notes.append(f"{name} {getattr(self, name)} ({source}) {why}: using {value}")
+        setattr(self, name, value)
 
     def validate(self, model_context: int) -> "ExportOptions":
         if self.target not in TARGETS:
@@ -50,6 +61,10 @@ class ExportOptions:
             raise InputError(f"--size-budget {self.size_budget}: a size ratio over all-int4 linears; use 1.0 (off) to 2.0")
         if self.dtype not in ("fp32", "fp16", "bf16"):
             raise InputError(f"--dtype {self.dtype}: use fp32, fp16 or bf16")
+        if self.max_seq_len > model_context and "max_seq_len" not in self.given:
+            self.adjust("max_seq_len", model_context, f"exceeds the model's context of {model_context}")
+        if (self.max_context_len or 0) > model_context and "max_context_len" not in self.given:
+            self.adjust("max_context_len", model_context, f"exceeds the model's context of {model_context}")
         if not 2 <= self.max_seq_len <= model_context:
             raise InputError(f"--max-seq-len {self.max_seq_len}: the model's context is {model_context} tokens; "
                              f"choose 2..{model_context}")
@@ -82,12 +97,27 @@ def load_recipe(path: str | Path) -> dict:
     if not p.exists():
         names = ", ".join(sorted(r.stem for r in RECIPES.glob("*.toml")))
         raise InputError(f"{path}: no such recipe; pass a TOML file or one of: {names}")
+    if not p.is_file():
+        raise InputError(f"{p}: is a folder, not a recipe; pass a TOML file")
     try:
-        data = tomllib.loads(p.read_text())
+        data = tomllib.loads(p.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as e:
+        raise InputError(f"{p}: not UTF-8 text (byte {e.start}); save the recipe as UTF-8") from None
     except tomllib.TOMLDecodeError as e:
         raise InputError(f"{p}: not valid TOML ({e}); fix the recipe file") from None
     known = {f.name for f in fields(ExportOptions)}
     unknown = sorted(set(data) - known)
     if unknown:
         raise InputError(f"{p}: unknown option {unknown[0]!r}; recipe keys are {', '.join(sorted(known - {'recipe'}))}")
+    for key, value in data.items():
+        kind = RECIPE_TYPES.get(key, str)
+        # TOML's bool is Python's int subclass: `max_seq_len = true` is a mistake, not 1.
+        if isinstance(value, bool) or not isinstance(value, kind):
+            want = {int: "an integer", str: "a string"}.get(kind, "a number")
+            raise InputError(f"{p}: {key} = {value!r} is not {want}; fix the recipe file")
     return {**data, "recipe": p.stem}
+
+
+# Recipe keys that are not strings, and the TOML types they take.
+RECIPE_TYPES = {"group_size": int, "max_seq_len": int, "max_context_len": int, "accuracy_level": int,
+                "size_budget": (int, float)}

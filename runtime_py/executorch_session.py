@@ -2,6 +2,8 @@
 the logits are visible (TextLLMRunner only hands out decoded text)."""
 from __future__ import annotations
 
+import contextlib
+import io
 from pathlib import Path
 
 import numpy as np
@@ -21,13 +23,26 @@ class ExecuTorchSession(Session):
         import torch
         from executorch.runtime import Runtime
 
+        from .open import unloadable
+
         register_kernels()
         meta = manifest["runtime"]
-        self.program = Runtime.get().load_program(Path(folder) / meta["model_file"])
-        self.method = self.program.load_method("forward")
+        path = Path(folder) / meta["model_file"]
+        log = io.StringIO()  # ExecuTorch logs why a program does not load through sys.stderr
+        try:
+            with contextlib.redirect_stderr(log):
+                self.program = Runtime.get().load_program(path)
+                self.method = self.program.load_method("forward")
+                # The vocabulary the program itself was built with (the manifest could say otherwise).
+                vocab = int(self.constant("get_vocab_size")[0])
+        except (RuntimeError, ValueError, IndexError) as e:
+            why = [line.split("] ", 1)[-1] for line in log.getvalue().splitlines() if line.strip()]
+            raise unloadable(path, "ExecuTorch", RuntimeError(why[-1]) if why else e) from None
+        # On success the log holds only XNNPACK's cpuinfo probing lines ("Failed to open midr file"...),
+        # noise to a user, so it is dropped.
         self.chunk = meta["get_max_seq_len"]
         self.tokenizer = tokenizer
-        self.info = SessionInfo(meta["get_max_context_len"], meta["get_vocab_size"], meta["get_n_layers"],
+        self.info = SessionInfo(meta["get_max_context_len"], vocab, meta["get_n_layers"],
                                 meta["get_bos_id"] if meta["get_bos_id"] >= 0 else None, list(meta["get_eos_ids"]))
         self._torch = torch
 

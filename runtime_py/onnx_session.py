@@ -21,12 +21,19 @@ class OnnxSession(Session):
         meta = manifest["runtime"]
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads  # 0 = ONNX Runtime's choice (one per physical core)
-        self.session = ort.InferenceSession(str(Path(folder) / meta["model_file"]), options,
-                                            providers=["CPUExecutionProvider"])
+        from .open import unloadable
+
+        path = Path(folder) / meta["model_file"]
+        try:
+            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        except Exception as e:  # noqa: BLE001  onnxruntime raises its own Fail/InvalidProtobuf/... classes
+            raise unloadable(path, "ONNX Runtime", e) from None
+        # The vocabulary the graph itself was built with: the logits' last dimension.
+        vocab = next(o.shape[-1] for o in self.session.get_outputs() if o.name == "logits")
         self.tokenizer = tokenizer
         self.chunk = meta["max_seq_len"]
-        self.info = SessionInfo(meta["max_context_len"], meta["vocab_size"], meta["n_layers"], meta["bos_id"],
-                                list(meta["eos_ids"]))
+        self.info = SessionInfo(meta["max_context_len"], vocab if isinstance(vocab, int) else meta["vocab_size"],
+                                meta["n_layers"], meta["bos_id"], list(meta["eos_ids"]))
         shape = (1, meta["n_kv_heads"], meta["max_context_len"], meta["head_dim"])
         self.binding = self.session.io_binding()
         self.binding.bind_output("logits")  # bound first, so it is get_outputs()[0]

@@ -31,16 +31,54 @@ def read_artifact_manifest(folder: str | Path) -> dict:
     return read_manifest(folder)
 
 
-def open_artifact(folder: str | Path, manifest: dict | None = None):
+def check_vocab(tokenizer, model_vocab: int, where: Path) -> None:
+    """A token id past the model's embedding rows is not an error inside the runtimes: ExecuTorch's
+    embedding_byte aborts the process natively. So the sizes are compared before anything runs."""
+    if tokenizer.vocab_size > model_vocab:
+        raise InputError(f"{where}: the tokenizer has {tokenizer.vocab_size} tokens but the model's vocabulary is "
+                         f"{model_vocab}; this tokenizer does not belong to this model — export the artifact again")
+
+
+def check_artifact_memory(folder: Path, manifest: dict, force: bool) -> None:
+    """Model file(s) plus the KV cache of the exported context, before either is allocated."""
+    from edgellama.export.artifact import model_files
+    from edgellama.memory import check_memory, kv_cache_bytes, manifest_shape
+
+    shape = manifest_shape(manifest)
+    context = manifest["options"].get("max_context_len")
+    files = sum((folder / n).stat().st_size for n in model_files(manifest) if (folder / n).is_file())
+    parts = {"model files": files}
+    if shape is not None and isinstance(context, int):
+        parts[f"KV cache of {context} positions"] = kv_cache_bytes(shape, context)
+    check_memory(parts, force, "re-export with a smaller --max-context-len")
+
+
+def open_artifact(folder: str | Path, manifest: dict | None = None, force_memory: bool = False):
     """An exported artifact folder -> (Session, manifest). The manifest's hashes are checked first
     (pass `manifest` from `read_artifact_manifest` when they have just been checked)."""
     folder = Path(folder)
     manifest = manifest or read_artifact_manifest(folder)
+    check_artifact_memory(folder, manifest, force_memory)
     tokenizer = artifact_tokenizer(folder, manifest)
+    meta = manifest["runtime"]
+    tokenizer_file = folder / manifest["tokenizer"]["file"]
+    declared = meta.get("get_vocab_size", meta.get("vocab_size"))
+    if isinstance(declared, int):  # before loading; the loaded model's own count is checked again below
+        check_vocab(tokenizer, declared, tokenizer_file)
     from edgellama.export.targets import by_runtime, load
 
-    runtime = manifest["runtime"]["runtime"]
+    runtime = meta.get("runtime")
     target = by_runtime(runtime)
     if target is None:
         raise InputError(f"{folder / 'manifest.json'}: runtime {runtime!r} is not supported by this edgellama version")
-    return load(target.session)(folder, manifest, tokenizer), manifest
+    session = load(target.session)(folder, manifest, tokenizer)
+    check_vocab(tokenizer, session.info.vocab_size, tokenizer_file)
+    return session, manifest
+
+
+def unloadable(path: Path, runtime: str, err: Exception) -> InputError:
+    """A model file whose hash matches its manifest but which the runtime cannot load (a manifest
+    re-hashed after the file was damaged)."""
+    detail = str(err).strip().splitlines()[0][:160] if str(err).strip() else type(err).__name__
+    return InputError(f"{path}: {runtime} cannot load it ({detail}); the file is truncated or corrupt — "
+                      f"export the artifact again")

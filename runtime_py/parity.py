@@ -243,9 +243,9 @@ def encode_prompts(tokenizer, prompts: list[dict], room: int) -> list[list[int]]
 def text_windows(tokenizer, path: Path, count: int, length: int) -> list[list[int]]:
     """`count` non-overlapping windows of `length` tokens from the start of a text file (a BOS first
     when the tokenizer adds one, as a runner would)."""
-    if not path.is_file():
-        raise InputError(f"--text {path}: no such file; pass a plain-text file (e.g. WikiText-2 test.txt)")
-    text = path.read_text(encoding="utf-8", errors="replace")[: count * length * 16]
+    from edgellama.texts import read_text
+
+    text = read_text(path, "--text", count * length * 16)
     bos = [tokenizer.bos_id] if tokenizer.add_bos and tokenizer.bos_id is not None else []
     body = tokenizer.encode(text, bos=False)
     step = length - len(bos)

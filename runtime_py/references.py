@@ -19,6 +19,17 @@ def is_export_source(manifest: dict, path: Path) -> bool:
     return {(f["name"], f["sha256"]) for f in now} == recorded
 
 
+def check_reference_memory(manifest: dict, context: int, force: bool) -> None:
+    """The fp32 model and its same-recipe twin (fp32 weights, dequantized) with a KV cache each."""
+    from edgellama.memory import check_memory, kv_cache_bytes, manifest_shape, model_bytes
+
+    shape = manifest_shape(manifest)
+    if shape is not None:
+        check_memory({"fp32 reference and twin": 2 * model_bytes(shape),
+                      f"2 KV caches of {context} positions": 2 * kv_cache_bytes(shape, context)},
+                     force, "lower --window-len and --gen-tokens")
+
+
 def reference_sessions(artifact: Path, manifest: dict, reference: Path | None, context: int,
                        say=lambda _msg: None) -> tuple[dict, dict]:
     """-> ({"fp32": Session, "twin": Session}, {"fp32": path, "twin": path}).
@@ -37,6 +48,16 @@ def reference_sessions(artifact: Path, manifest: dict, reference: Path | None, c
         raise InputError(f"--reference {fp32_path}: no such file or folder; pass the checkpoint the artifact was exported from")
     if not reference and not source.exists():
         raise InputError(f"{source}: the checkpoint this artifact was exported from is gone; pass its new location with --reference")
+    from edgellama.formats import open_checkpoint
+
+    recorded = manifest.get("model") or {}
+    args = open_checkpoint(fp32_path).args
+    differs = [k for k in ("dim", "n_layers", "n_heads", "n_kv_heads", "vocab_size")
+               if k in recorded and getattr(args, k) != recorded[k]]
+    if differs:  # not a worse model but another one: comparing would only ever say FAIL (exit 1)
+        k = differs[0]
+        raise InputError(f"{fp32_path}: {k} {getattr(args, k)} but the artifact's model has {k} {recorded[k]}; "
+                         f"pass the checkpoint the artifact was exported from with --reference")
     say("checking the source checkpoint's sha256")
     candidates = [p for p in dict.fromkeys([fp32_path, source]) if p.exists()]
     twin_path = next((p for p in candidates if is_export_source(manifest, p)), None)

@@ -42,7 +42,9 @@ class Session:
 
     def _check_room(self, n: int) -> None:
         if self.pos + n > self.info.max_context_len:
-            raise ValueError(f"{self.pos} + {n} tokens exceed the context of {self.info.max_context_len} positions; "
+            from edgellama.errors import InputError
+
+            raise InputError(f"{self.pos} + {n} tokens exceed the context of {self.info.max_context_len} positions; "
                              f"shorten the prompt or re-export with a larger --max-context-len")
 
 

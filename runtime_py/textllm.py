@@ -17,6 +17,12 @@ def run_textllmrunner(folder: str | Path, prompt: str, max_new_tokens: int, temp
     register_kernels()
     folder = Path(folder)
     manifest = read_manifest(folder)
+    # The C++ runner aborts the process on a token id past the embedding, so the sizes are compared
+    # first (the same check open_artifact makes).
+    from .open import artifact_tokenizer, check_vocab
+
+    check_vocab(artifact_tokenizer(folder, manifest), manifest["runtime"]["get_vocab_size"],
+                folder / manifest["tokenizer"]["file"])
     runner = TextLLMRunner(str(folder / manifest["runtime"]["model_file"]), str(folder / manifest["tokenizer"]["file"]))
     pieces, stats = [], {}
     config = GenerationConfig(echo=False, max_new_tokens=max_new_tokens, temperature=temperature,

@@ -31,7 +31,11 @@ def twin_for(manifest: dict, path: str | Path | None = None):
                              f"the eager twin cannot be rebuilt exactly")
         calibration = calibration_windows(edgellama.load_tokenizer(source), text,
                                           info["windows"], info["tokens_per_window"])
-    spec = QuantSpec(**manifest["quantization"])  # keep_8bit as recorded: no sensitivity pass again
+    try:
+        spec = QuantSpec(**manifest["quantization"])  # keep_8bit as recorded: no sensitivity pass again
+    except TypeError:  # the manifest is the one file no hash covers: a hand-edited section lands here
+        raise InputError(f"{source}: the artifact's manifest.json has a quantization section edgellama did not "
+                         f"write ({sorted(manifest['quantization'])}); export the artifact again") from None
     model = quantize_checkpoint(open_checkpoint(source), spec, calibration)
     if manifest["runtime"].get("runtime") == "executorch":
         from .xnnpack_twin import xnnpack_twin

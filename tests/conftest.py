@@ -83,6 +83,32 @@ def tiny_bundle(tmp_path_factory, tiny_pte, tiny_onnx_artifact):
 
 
 @pytest.fixture(scope="session")
+def tiny_onnx(tmp_path_factory, tiny_meta):
+    """The tiny model exported with the default ONNX recipe (onnx-4w)."""
+    out = tmp_path_factory.mktemp("art") / "tiny-onnx-4w"
+    code, _, err = run_cli("export", "--model", tiny_meta, "--recipe", "onnx-4w", "--max-seq-len", "32",
+                           "--max-context-len", "160", "--out", out)
+    assert code == 0, err
+    return out
+
+
+SMOLLM2_PTE = REPO / ".cache" / "smollm2-xnnpack-8da4w"  # git-ignored; the export takes ~6 min
+
+
+@pytest.fixture(scope="session")
+def smollm2_pte() -> Path:
+    """The embedded SmolLM2 exported with the default recipe, once: reused while its manifest verifies
+    and records the recipe's current options (slow tests only)."""
+    from edgellama.export.artifact import verifies_with_recipe
+
+    if verifies_with_recipe(SMOLLM2_PTE, "xnnpack-8da4w"):
+        return SMOLLM2_PTE
+    code, _, err = run_cli("export", "--recipe", "xnnpack-8da4w", "--out", SMOLLM2_PTE, "--force")
+    assert code == 0, err
+    return SMOLLM2_PTE
+
+
+@pytest.fixture(scope="session")
 def tokens() -> torch.Tensor:
     g = torch.Generator().manual_seed(0)
     return torch.randint(3, VOCAB, (2, 37), generator=g)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 
 import pytest
 import torch
@@ -16,10 +17,15 @@ def load_via_cli(path):
     return run_cli("generate", "--model", path, "--prompt", "hi", "-n", "1", "--json")
 
 
-def assert_input_error(result, file_fragment: str, *words: str):
+PROGRESS_LINE = re.compile(r"^\s+\d+\.\d s  ")  # an export's finished-stage lines, printed as it works
+
+
+def assert_input_error(result, file_fragment: str, *words: str, after_progress: bool = False):
+    """Exit 2 and one line naming the file and the fix (after the stage lines of an export that had
+    begun its work, with `after_progress`)."""
     code, out, err = result
     assert code == 2, (code, out, err)
-    lines = [line for line in err.splitlines() if line.strip()]
+    lines = [line for line in err.splitlines() if line.strip() and not (after_progress and PROGRESS_LINE.match(line))]
     assert len(lines) == 1, err
     assert "Traceback" not in err
     assert file_fragment in lines[0], lines[0]
@@ -165,3 +171,83 @@ def test_debug_flag_shows_traceback(meta2):
         from edgellama.errors import InputError  # noqa: F401
 
         run_cli("--debug", "inspect", meta2)
+
+
+# Issue 15: malformed config.json / params.json give one line naming the file and the key, exit 2.
+@pytest.mark.parametrize("edit, words", [
+    (lambda c: c.pop("hidden_size"), ["'hidden_size'", "restore"]),
+    (lambda c: c.update(num_hidden_layers="3"), ["num_hidden_layers", "not an integer"]),
+    (lambda c: c.update(intermediate_size=352.0), ["intermediate_size", "not an integer"]),
+    (lambda c: c.update(rope_theta="big"), ["rope_theta", "not a number"]),
+    (lambda c: c.update(num_attention_heads=0), ["num_attention_heads", "positive"]),
+    (lambda c: c.update(num_attention_heads=5), ["divide evenly"]),
+])
+def test_malformed_config_json(hf_sharded, edit, words):
+    cfg = json.loads((hf_sharded / "config.json").read_text())
+    edit(cfg)
+    (hf_sharded / "config.json").write_text(json.dumps(cfg))
+    assert_input_error(run_cli("inspect", hf_sharded), "config.json", *words)
+
+
+@pytest.mark.parametrize("content, words", [
+    ('{"hidden_size": 96,', ["not valid JSON"]),
+    ("[1, 2, 3]", ["JSON list", "not an object"]),
+    (b"\xff\xfe{}", ["not valid JSON"]),
+])
+def test_broken_config_json(hf_sharded, content, words):
+    f = hf_sharded / "config.json"
+    f.write_bytes(content if isinstance(content, bytes) else content.encode())
+    assert_input_error(run_cli("inspect", hf_sharded), "config.json", *words)
+
+
+def test_malformed_params_json(meta2):
+    params = json.loads((meta2 / "params.json").read_text())
+    params["n_layers"] = 2.5
+    (meta2 / "params.json").write_text(json.dumps(params))
+    assert_input_error(run_cli("inspect", meta2), "params.json", "n_layers", "not an integer")
+    (meta2 / "params.json").write_text("[]")
+    assert_input_error(run_cli("inspect", meta2), "params.json", "not an object")
+
+
+def test_broken_shard_index(hf_sharded):
+    (hf_sharded / "model.safetensors.index.json").write_text('{"metadata": {}}')
+    assert_input_error(run_cli("inspect", hf_sharded), "model.safetensors.index.json", "weight_map")
+
+
+def test_prompt_longer_than_the_models_context_in_generate(hf_sharded):
+    # The tiny model's context (256) is under the default --max-context-len (2048).
+    assert_input_error(run_cli("generate", "--model", hf_sharded, "--prompt", "word " * 400, "-n", "1"),
+                       "--prompt", "context of 256 positions")
+
+
+def test_kv_cache_that_cannot_fit_is_refused_with_the_numbers(hf_sharded):
+    cfg = json.loads((hf_sharded / "config.json").read_text())
+    cfg["max_position_embeddings"] = 100_000_000
+    (hf_sharded / "config.json").write_text(json.dumps(cfg))
+    result = run_cli("generate", "--model", hf_sharded, "--prompt", "hi", "-n", "1", "--max-context-len", "100000000")
+    assert_input_error(result, "--force-memory", "KV cache of 100000000 positions 71.53 GiB", "available")
+
+
+def test_internal_error_is_one_line_exit_3(hf_sharded, monkeypatch):
+    """Anything that is not an InputError is our bug: one line, exit 3, never exit 1 (parity FAIL)."""
+    import edgellama.formats
+
+    def boom(_path):
+        raise ZeroDivisionError("simulated bug")
+    monkeypatch.setattr(edgellama.formats, "open_checkpoint", boom)
+    code, _, err = run_cli("inspect", hf_sharded)
+    assert code == 3, err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert "internal error: ZeroDivisionError: simulated bug" in err and "--debug" in err
+
+
+@pytest.mark.parametrize("content, words", [(b"\x00\x01binary\x00" * 50, ["binary data"]),
+                                            ("caf\xe9 au lait ".encode("latin-1") * 50, ["not UTF-8", "byte 3"])])
+def test_text_that_is_not_utf8_is_refused_not_scored(hf_sharded, tmp_path, content, words):
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(content)
+    assert_input_error(run_cli("eval-ppl", "--model", hf_sharded, "--text", bad, "--ctx", "64"), "--text", "bad.txt", *words)
+    assert_input_error(run_cli("export", "--model", hf_sharded, "--calibration", bad, "--max-seq-len", "32",
+                               "--max-context-len", "64", "--out", tmp_path / "o"),
+                       "--calibration", "bad.txt", *words)
+    assert not (tmp_path / "o").exists()

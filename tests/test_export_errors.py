@@ -97,16 +97,19 @@ def test_unknown_recipe(ckpt, tmp_path):
     assert_input_error(export(ckpt, tmp_path / "o", "--recipe", "nope"), "nope", "xnnpack-8da4w")
 
 
+def mounted_tmpfs(folder, options: str):
+    """A real small filesystem (tmpfs; needs root, which CI and the dev machines are)."""
+    folder.mkdir()
+    res = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)], capture_output=True)
+    if res.returncode:
+        pytest.skip(f"cannot mount a tmpfs here ({res.stderr.decode().strip()}); the check needs one")
+    yield folder
+    subprocess.run(["umount", str(folder)], check=True)
+
+
 @pytest.fixture
 def tiny_disk(tmp_path):
-    """A real 1 MiB filesystem (tmpfs; needs root, which CI and the dev machines are)."""
-    mnt = tmp_path / "tinyfs"
-    mnt.mkdir()
-    res = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1M", "tmpfs", str(mnt)], capture_output=True)
-    if res.returncode:
-        pytest.skip(f"cannot mount a tmpfs here ({res.stderr.decode().strip()}); the check needs a full disk")
-    yield mnt
-    subprocess.run(["umount", str(mnt)], check=True)
+    yield from mounted_tmpfs(tmp_path / "tinyfs", "size=1M")
 
 
 def test_no_disk_space(ckpt, tiny_disk):
@@ -182,3 +185,133 @@ def test_force_replaces_an_artifact_and_dead_exports_are_swept(ckpt, tmp_path):
     assert code == 0, err
     assert (out / "manifest.json").exists() and not (out / "from-the-first-export").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["art"]
+
+
+def test_out_under_a_file_is_refused_up_front(ckpt, tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    assert_input_error(export(ckpt, tmp_path / "notes.txt" / "art"), "--out", "notes.txt is a file")
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+@pytest.fixture
+def read_only_fs(tmp_path):
+    yield from mounted_tmpfs(tmp_path / "rofs", "ro,size=1M")
+
+
+def test_out_on_a_read_only_filesystem_is_refused_up_front(ckpt, read_only_fs):
+    assert_input_error(export(ckpt, read_only_fs / "a" / "art"), "--out", "cannot write in", "Read-only file system")
+
+
+@pytest.mark.parametrize("content, words", [
+    (b'target = "xnnpack"\nmax_seq_len = 12.5\n', ["max_seq_len = 12.5", "not an integer"]),
+    (b'quant = 8\n', ["quant = 8", "not a string"]),
+    (b'size_budget = "big"\n', ["size_budget", "not a number"]),
+    ('quant = "8da4w" # caf\xe9\n'.encode("latin-1"), ["not UTF-8", "save the recipe as UTF-8"]),
+])
+def test_malformed_recipe(ckpt, tmp_path, content, words):
+    recipe = tmp_path / "mine.toml"
+    recipe.write_bytes(content)
+    assert_input_error(export(ckpt, tmp_path / "o", "--recipe", recipe), "mine.toml", *words)
+    assert leftovers(tmp_path) == ["mine.toml"]
+
+
+def test_8da8w_with_a_group_size_given_is_refused_up_front(ckpt, tmp_path):
+    """XNNPACK has int8 weights per channel only; this failed inside the delegate after the work."""
+    assert_input_error(export(ckpt, tmp_path / "o", "--quant", "8da8w", "--group-size", "32"),
+                       "--quant 8da8w --group-size 32", "per channel", "--group-size 0")
+
+
+def test_recipe_context_over_the_models_is_adjusted_not_blamed_on_an_option_never_passed():
+    from edgellama.export import ExportOptions, load_recipe
+
+    options = ExportOptions(**load_recipe("xnnpack-8da4w")).validate(256)  # recipe: 128 / 512
+    assert (options.max_seq_len, options.max_context_len) == (128, 256)
+    assert options.notes == ["max_context_len 512 (recipe xnnpack-8da4w) exceeds the model's context of 256: using 256"]
+    given = ExportOptions(**{**load_recipe("xnnpack-8da4w"), "max_context_len": 512}, given=frozenset({"max_context_len"}))
+    with pytest.raises(Exception, match="--max-context-len 512"):
+        given.validate(256)
+
+
+def test_kv_cache_that_cannot_fit_is_refused_before_the_export(tmp_path, tiny_hf, sp_model):
+    import json
+
+    from checkpoints import write_hf
+
+    path = write_hf(tmp_path / "long", tiny_hf, tokenizer=sp_model)
+    cfg = json.loads((path / "config.json").read_text())
+    cfg["max_position_embeddings"] = 100_000_000
+    (path / "config.json").write_text(json.dumps(cfg))
+    out = tmp_path / "o"
+    assert_input_error(export(path, out, "--max-seq-len", "32", "--max-context-len", "100000000"),
+                       "not enough memory", "KV cache of 100000000 positions", "--force-memory")
+    assert not out.exists()
+
+
+def test_8da8w_default_group_size_is_adjusted_and_lowering_reports_progress(ckpt, tmp_path):
+    """The recipe's group size 32 becomes per-channel for 8da8w, saying so; the export then runs through
+    the XNNPACK delegate, printing a line per partition with its duration and the total."""
+    out = tmp_path / "o"
+    code, _, err = export(ckpt, out, "--quant", "8da8w", "--quant-algo", "rtn", "--size-budget", "1.0",
+                          "--max-seq-len", "32", "--max-context-len", "64")
+    assert code == 0, err
+    assert "note: group_size 32 (recipe xnnpack-8da4w) does not apply to 8da8w" in err and "using 0" in err
+    import json
+
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["quantization"]["group_size"] == 0
+    n = manifest["runtime"]["delegation"]["delegate_calls"]
+    assert f"lowering to XNNPACK: partition {n}/{n}" in err
+    assert "to_executorch" in err and " s]" in err
+
+
+def test_int4_on_widths_xnnpack_cannot_take_is_refused_up_front(tmp_path, sp_model):
+    """Input width 80: no group size divides it, and --group-size 0 (what the group-size error used to
+    suggest) failed inside the XNNPACK delegate after the quantization."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from checkpoints import write_hf
+
+    cfg = LlamaConfig(vocab_size=384, hidden_size=80, intermediate_size=192, num_hidden_layers=1,
+                      num_attention_heads=5, num_key_value_heads=1, max_position_embeddings=128)
+    torch.manual_seed(0)
+    path = write_hf(tmp_path / "w80", LlamaForCausalLM(cfg).eval(), tokenizer=sp_model)
+    for g in ("32", "0"):
+        assert_input_error(export(path, tmp_path / "o", "--quant", "8da4w", "--group-size", g),
+                           "--quant 8da4w", "multiple of 32", "has 80", "--quant 8da8w")
+    assert not (tmp_path / "o").exists()
+
+
+def test_loser_of_two_exports_to_the_same_out_gets_one_line_and_leaves_nothing(tmp_path):
+    """Both exports passed the up-front checks; the other one renamed its folder into place first."""
+    from edgellama.errors import InputError
+    from edgellama.export.artifact import staging
+
+    out = tmp_path / "art"
+    with pytest.raises(InputError, match="another export finished there first"):
+        with staging(out, force=False) as folder:
+            (folder / "model.pte").write_bytes(b"ours")
+            out.mkdir()
+            (out / "model.pte").write_bytes(b"theirs")  # the winner's artifact
+    assert (out / "model.pte").read_bytes() == b"theirs"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["art"]
+
+
+@pytest.fixture
+def very_tiny_disk(tmp_path):
+    yield from mounted_tmpfs(tmp_path / "verytiny", "size=128k")
+
+
+def test_disk_full_during_the_onnx_write(ckpt, very_tiny_disk, monkeypatch):
+    """The up-front estimate is fooled (another process fills the disk meanwhile): the write itself
+    fails with ENOSPC, which is one line and exit 2, and nothing is left on the disk."""
+    import collections
+
+    import edgellama.export.artifact as artifact
+
+    usage = collections.namedtuple("usage", "total used free")
+    monkeypatch.setattr(artifact.shutil, "disk_usage", lambda _p: usage(1 << 40, 0, 1 << 40))
+    out = very_tiny_disk / "artifact"
+    assert_input_error(export(ckpt, out, "--target", "onnx", "--quant-algo", "rtn", "--max-seq-len", "32",
+                              "--max-context-len", "64"), str(very_tiny_disk), "no space left", after_progress=True)
+    assert leftovers(very_tiny_disk) == []

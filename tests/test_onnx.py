@@ -11,29 +11,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from checkpoints import write_meta
 from conftest import run_cli
 
 PROMPTS = ["The tower is", "In 1998 , the team", None]  # None: a chat prompt in the Llama 2 format
 STEPS = 64
 
 
-@pytest.fixture(scope="module")
-def tiny_meta(tmp_path_factory, tiny_hf, sp_model):
-    return write_meta(tmp_path_factory.mktemp("ckpt") / "meta", tiny_hf.state_dict(), 2, tokenizer=sp_model)
-
-
 def export_onnx(ckpt, out, *args, recipe="onnx-4w"):
     return run_cli("export", "--model", ckpt, "--recipe", recipe, "--max-seq-len", "32",
                    "--max-context-len", "160", "--out", out, *args)
-
-
-@pytest.fixture(scope="module")
-def tiny_onnx(tmp_path_factory, tiny_meta):
-    out = tmp_path_factory.mktemp("art") / "tiny-onnx-4w"
-    code, _, err = export_onnx(tiny_meta, out)
-    assert code == 0, err
-    return out
 
 
 @pytest.fixture(scope="module")

@@ -154,8 +154,8 @@ def test_wrong_runner_metadata_is_caught(tiny_meta, tmp_path, monkeypatch):
 
     real = executorch_xnnpack.lower
 
-    def lower_with_wrong_ids(program, metadata):
-        return real(program, {**metadata, "get_eos_ids": [5], "get_bos_id": 3})
+    def lower_with_wrong_ids(program, metadata, *rest):
+        return real(program, {**metadata, "get_eos_ids": [5], "get_bos_id": 3}, *rest)
 
     with monkeypatch.context() as m:
         m.setattr(executorch_xnnpack, "lower", lower_with_wrong_ids)

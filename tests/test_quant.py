@@ -11,7 +11,8 @@ import edgellama
 from checkpoints import write_meta
 from edgellama.schemes import SCHEMES
 from edgellama.layerwise import quantize_model
-from edgellama.quant import QuantSpec, dequantize, eager_twin, fake_quant_per_token_int8, symmetric_rtn
+from edgellama.quant import QuantSpec, eager_twin, fake_quant_per_token_int8
+from edgellama.quant_math import dequantize, symmetric_rtn
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,6 @@
 rotate-half layout this module uses, so tensors are only renamed."""
 from __future__ import annotations
 
-import json
 import pickle
 import re
 from pathlib import Path
@@ -14,6 +13,7 @@ from safetensors import SafetensorError, safe_open
 from ..errors import InputError
 from ..model import ModelArgs
 from .common import Checkpoint, TokenizerSource, corrupt, layer_names, to_dtype
+from .config_file import config_value, read_config
 
 _SHARDED = re.compile(r"-(\d{5})-of-(\d{5})\.(safetensors|bin)$")
 
@@ -45,7 +45,10 @@ def _weight_files(path: Path) -> list[Path]:
         files = sorted(path.glob(pattern))
         index = path / index_name
         if index.exists():
-            listed = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+            weight_map = read_config(index).get("weight_map")
+            if not isinstance(weight_map, dict):
+                raise InputError(f"{index}: no \"weight_map\" object; restore the index that came with the shards")
+            listed = sorted(set(map(str, weight_map.values())))
             for name in listed:
                 if not (path / name).exists():
                     raise InputError(f"{path / name}: listed in {index.name} but missing; copy every shard of the checkpoint")
@@ -91,17 +94,24 @@ def open_hf(path: Path) -> Checkpoint:
     config_file = path / "config.json"
     if not config_file.exists():
         raise InputError(f"{config_file}: missing; Hugging Face checkpoints need the config.json that ships with the weights")
-    cfg = json.loads(config_file.read_text())
+    cfg = read_config(config_file)
     if cfg.get("model_type", "llama") not in ("llama", "mistral"):
         raise InputError(f"{config_file}: model_type {cfg.get('model_type')!r} is not a Llama architecture; edgellama loads Llama-family models")
-    n_heads = cfg["num_attention_heads"]
+    def num(key, kind=int, *default):
+        return config_value(cfg, key, config_file, kind, *default)
+
+    n_heads = num("num_attention_heads")
+    rope = cfg.get("rope_parameters") if isinstance(cfg.get("rope_parameters"), dict) else {}
     args = ModelArgs(
-        dim=cfg["hidden_size"], n_layers=cfg["num_hidden_layers"], n_heads=n_heads,
-        n_kv_heads=cfg.get("num_key_value_heads") or n_heads, vocab_size=cfg["vocab_size"],
-        hidden_dim=cfg["intermediate_size"], norm_eps=cfg.get("rms_norm_eps", 1e-6),
-        rope_theta=cfg.get("rope_theta") or (cfg.get("rope_parameters") or {}).get("rope_theta", 10000.0),
-        max_context_len=cfg.get("max_position_embeddings", 4096),
+        dim=num("hidden_size"), n_layers=num("num_hidden_layers"), n_heads=n_heads,
+        n_kv_heads=num("num_key_value_heads", int, None) or n_heads, vocab_size=num("vocab_size"),
+        hidden_dim=num("intermediate_size"), norm_eps=num("rms_norm_eps", float, 1e-6),
+        rope_theta=num("rope_theta", float, None) or config_value(rope, "rope_theta", config_file, float, 10000.0),
+        max_context_len=num("max_position_embeddings", int, 4096),
         tie_embeddings=bool(cfg.get("tie_word_embeddings", False)))
+    if args.dim % n_heads or n_heads % args.n_kv_heads:
+        raise InputError(f"{config_file}: hidden_size {args.dim}, num_attention_heads {n_heads} and "
+                         f"num_key_value_heads {args.n_kv_heads} do not divide evenly; restore the original file")
     if cfg.get("head_dim") not in (None, args.head_dim):
         raise InputError(f"{config_file}: head_dim {cfg['head_dim']} != hidden_size/num_attention_heads; not supported")
 
@@ -138,7 +148,7 @@ def open_hf(path: Path) -> Checkpoint:
         tokenizer = TokenizerSource("sentencepiece", path / "tokenizer.model")
     tok_cfg = path / "tokenizer_config.json"
     if tok_cfg.exists():
-        tokenizer.config = json.loads(tok_cfg.read_text())
+        tokenizer.config = read_config(tok_cfg)
     tokenizer.config.setdefault("bos_token_id", cfg.get("bos_token_id"))
     tokenizer.config.setdefault("eos_token_id", cfg.get("eos_token_id"))
     return Checkpoint(

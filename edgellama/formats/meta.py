@@ -6,7 +6,6 @@ norms are replicated. Loading concatenates the slices back, one tensor at a time
 """
 from __future__ import annotations
 
-import json
 import pickle
 import re
 from pathlib import Path
@@ -16,6 +15,7 @@ import torch
 from ..errors import InputError
 from ..model import ModelArgs, ffn_hidden_dim
 from .common import Checkpoint, TokenizerSource, corrupt, layer_names, permute_meta_to_hf, to_dtype
+from .config_file import config_value, read_config
 
 _SHARD = re.compile(r"consolidated\.(\d+)\.pth$")
 _DIM0 = ("wq", "wk", "wv", "w1", "w3", "output")
@@ -62,26 +62,30 @@ def open_meta(path: Path) -> Checkpoint:
     params_file = path / "params.json"
     if not params_file.exists():
         raise InputError(f"{params_file}: missing; Meta checkpoints need the params.json that ships with consolidated.*.pth")
-    try:
-        params = json.loads(params_file.read_text())
-    except json.JSONDecodeError as e:
-        raise InputError(f"{params_file}: not valid JSON ({e}); restore the original file") from None
+    params = read_config(params_file)
     shards = shard_files(path)
     states = [_load_shard(p) for p in shards]
 
-    dim, n_heads = params["dim"], params["n_heads"]
-    n_kv = params.get("n_kv_heads") or n_heads
+    def num(key, kind=int, *default):
+        return config_value(params, key, params_file, kind, *default)
+
+    dim, n_heads = num("dim"), num("n_heads")
+    n_kv = num("n_kv_heads", int, None) or n_heads
+    if dim % n_heads or n_heads % n_kv:
+        raise InputError(f"{params_file}: dim {dim}, n_heads {n_heads} and n_kv_heads {n_kv} do not divide evenly; "
+                         f"restore the original file")
     emb = states[0].get("tok_embeddings.weight")
     if emb is None:
         raise InputError(f"{shards[0]}: has no tok_embeddings.weight; this is not a Llama checkpoint")
-    vocab = params.get("vocab_size", -1)
-    if vocab is None or vocab <= 0:
+    # Meta's params.json says "vocab_size": -1 when the tokenizer decides; the embedding's rows do.
+    vocab = config_value(params, "vocab_size", params_file, int, -1, positive=False)
+    if vocab <= 0:
         vocab = emb.shape[0]
     args = ModelArgs(
-        dim=dim, n_layers=params["n_layers"], n_heads=n_heads, n_kv_heads=n_kv, vocab_size=vocab,
-        hidden_dim=ffn_hidden_dim(dim, params.get("multiple_of", 256), params.get("ffn_dim_multiplier")),
-        norm_eps=params.get("norm_eps", 1e-5), rope_theta=params.get("rope_theta", 10000.0),
-        max_context_len=params.get("max_seq_len", 4096), tie_embeddings=False)
+        dim=dim, n_layers=num("n_layers"), n_heads=n_heads, n_kv_heads=n_kv, vocab_size=vocab,
+        hidden_dim=ffn_hidden_dim(dim, num("multiple_of", int, 256), num("ffn_dim_multiplier", float, None)),
+        norm_eps=num("norm_eps", float, 1e-5), rope_theta=num("rope_theta", float, 10000.0),
+        max_context_len=num("max_seq_len", int, 4096), tie_embeddings=False)
 
     # Every rank holds the same slice of wq's rows, so the first shard tells how many ranks there are.
     rows = states[0]["layers.0.attention.wq.weight"].shape[0] if "layers.0.attention.wq.weight" in states[0] else 0

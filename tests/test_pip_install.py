@@ -26,7 +26,7 @@ def run(cmd, cwd, timeout=1800):
 
 
 def test_pip_installed_from_a_lone_clone_exports_and_passes_parity(tmp_path, tiny_hf, sp_model, tiny_thresholds):
-    clone = tmp_path / "lone" / "edgellama"  # nothing beside it: no ../shared, no checkout
+    clone = tmp_path / "lone" / "edgellama"  # nothing beside it: no data folder, no checkout
     # The commit under test: a clone of a worktree's path checks out the repository's HEAD, not the
     # worktree's branch.
     head = run(["git", "-C", REPO, "rev-parse", "HEAD"], cwd=tmp_path).stdout.strip()

@@ -197,12 +197,10 @@ def export_cmd(out: Path = typer.Option(..., "--out", "-o", help="Artifact folde
 
     given = {k: v for k, v in dict(target=target, quant=quant, group_size=group_size, quant_algo=quant_algo,
                                    size_budget=size_budget, embedding_quant=embedding_quant, output_quant=output_quant,
-                                   max_seq_len=max_seq_len,
+                                   max_seq_len=prefill_len if prefill_len is not None else max_seq_len,
                                    max_context_len=max_context_len, dtype=dtype,
                                    accuracy_level=accuracy_level, calibration=calibration, soc=soc,
-                                   max_seq_len_=prefill_len, parts=parts, contexts=contexts, logits=logits).items() if v is not None}
-    if "max_seq_len_" in given:  # --prefill-len is the qnn name of --max-seq-len
-        given["max_seq_len"] = given.pop("max_seq_len_")
+                                   parts=parts, contexts=contexts, logits=logits).items() if v is not None}
     # Options given on the command line override the recipe; with no recipe, a target's default recipe.
     from .export.targets import TARGETS
 

@@ -13,7 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .qnn_graph import ACT_BITS, KV_BITS, MASK_VALUE, PartSpec, build_part
+from edgellama.runtime.qnn_session import MASK_VALUE
+
+from .qnn_graph import ACT_BITS, KV_BITS, PartSpec, build_part
 
 
 HEADROOM = {16: 2.0, 8: 1.25}  # the 8-bit KV cache has less to spare

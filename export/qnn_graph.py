@@ -27,9 +27,10 @@ import ml_dtypes
 import numpy as np
 import onnx_ir as ir
 
+from edgellama.runtime.qnn_session import MASK_VALUE
+
 OPSET = {"": 23}  # RMSNormalization
 FLOAT, INT32 = ir.DataType.FLOAT, ir.DataType.INT32
-MASK_VALUE = -100.0  # exp(-100) is nothing next to any real score, and the range stays small for uint16
 ACT_BITS, KV_BITS = 16, 8
 
 

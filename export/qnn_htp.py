@@ -43,9 +43,9 @@ def check_options(options: ExportOptions) -> None:
     if options.max_context_len % options.max_seq_len:
         raise InputError(f"--prefill-len {options.max_seq_len}: must divide --max-context-len {options.max_context_len} "
                          f"(the prompt graph fills the context in whole calls); use e.g. --prefill-len 128 with 512 or 1024")
-    if options.dtype != "fp32" or options.logits != "all" or options.accuracy_level is not None:
-        raise InputError("--dtype/--logits/--accuracy-level: not options of --target qnn (16-bit activations, every "
-                         "position's logits); drop them")
+    if options.dtype != "fp32" or options.logits != "all":
+        raise InputError("--dtype/--logits: not options of --target qnn (16-bit activations, every position's "
+                         "logits); drop them")
     if options.contexts not in (*CONTEXT_SETS, "both"):
         raise InputError(f"--contexts {options.contexts}: use both (default), simulator (checkable here) or device "
                          f"(one copy of each part's weights, for a phone)")
@@ -54,8 +54,9 @@ def check_options(options: ExportOptions) -> None:
 
 
 def layer_bytes(model, i: int) -> int:
-    return sum(p.qdata.numel() * 4 // 8 if hasattr(p, "qdata") else p.numel() * 4
-               for p in model.layers[i].parameters())
+    def bits(p):
+        return int(str(p.target_dtype).removeprefix("torch.int")) if hasattr(p, "qdata") else 32
+    return sum(p.numel() * bits(p) // 8 for p in model.layers[i].parameters())
 
 
 def plan_parts(model, parts: str) -> list[tuple[int, int]]:

@@ -19,7 +19,7 @@ import numpy as np
 
 from .session import Session, SessionInfo
 
-MASK_VALUE = -100.0  # = export/qnn_graph.py's; the graphs were calibrated with it
+MASK_VALUE = -100.0  # exp(-100) is nothing next to any real score, and the range stays small for uint16
 
 
 def rope_tables(positions: np.ndarray, head_dim: int, theta: float) -> tuple[np.ndarray, np.ndarray]:
@@ -86,6 +86,8 @@ class QnnSession(Session):
         self.meta, self.tokenizer, self.observe, self.hidden_in = meta, tokenizer, observe, hidden_in
         soc = {"soc_model": meta.get("soc_model"), "htp_arch": meta.get("htp_arch")}
         self.parts = [{kind: open_graph(path, backend, soc, config) for kind, path in part.items()} for part in graphs]
+        self.io = {id(s): ([i.name for i in s.get_inputs()], [o.name for o in s.get_outputs()])
+                   for part in self.parts for s in part.values()}
         self.context = meta["max_context_len"]
         self.ar = {"prompt": meta["prefill_len"], "token": 1}
         self.info = SessionInfo(self.context, meta["vocab_size"], meta["n_layers"], meta.get("bos_id"),
@@ -137,15 +139,14 @@ class QnnSession(Session):
         carry = {"input_ids": ids, **({"hidden_in": self.hidden_in()} if self.hidden_in else {})}
         for part in self.parts:
             session = part[kind]
-            names = [i.name for i in session.get_inputs()]
+            names, output_names = self.io[id(session)]
             for name in names:
                 if name.startswith("past_key_"):
                     feeds[name] = self.keys[int(name.rsplit("_", 1)[1])][..., :past]
                 elif name.startswith("past_value_"):
                     feeds[name] = self.values[int(name.rsplit("_", 1)[1])][:, :, :past]
             feeds.update(carry)
-            outputs = dict(zip([o.name for o in session.get_outputs()],
-                               session.run(None, {name: feeds[name] for name in names})))
+            outputs = dict(zip(output_names, session.run(None, {name: feeds[name] for name in names})))
             if self.observe:
                 self.observe(outputs, kind)
             kept = max(0, min(n, c - 1 - pos))  # the entry of position C - 1 is never attended to

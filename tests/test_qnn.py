@@ -93,38 +93,33 @@ def test_run_generates_through_the_htp(qnn_artifact):
     assert len(json.loads(out)["tokens"]) >= 1
 
 
-@pytest.fixture(scope="module")
-def ckpt(tiny_meta):
-    return tiny_meta
-
-
-def test_unknown_soc_lists_the_known_ones(ckpt, tmp_path):
+def test_unknown_soc_lists_the_known_ones(tiny_meta, tmp_path):
     args = [a if a != "SM8650" else "SM9999" for a in FAST]
-    assert_input_error(run_cli("export", "--model", ckpt, *args, "--out", tmp_path / "o"), "--soc SM9999",
+    assert_input_error(run_cli("export", "--model", tiny_meta, *args, "--out", tmp_path / "o"), "--soc SM9999",
                        "SM8550", "SM8650", "SM8750")
 
 
-def test_prefill_len_must_divide_the_context(ckpt, tmp_path):
+def test_prefill_len_must_divide_the_context(tiny_meta, tmp_path):
     args = [a if a != "16" else "24" for a in FAST]
-    assert_input_error(run_cli("export", "--model", ckpt, *args, "--out", tmp_path / "o"), "--prefill-len 24",
+    assert_input_error(run_cli("export", "--model", tiny_meta, *args, "--out", tmp_path / "o"), "--prefill-len 24",
                        "divide", "--max-context-len 64")
 
 
-def test_group_size_the_htp_cannot_take(ckpt, tmp_path):
-    assert_input_error(run_cli("export", "--model", ckpt, *FAST, "--group-size", "0", "--out", tmp_path / "o"),
+def test_group_size_the_htp_cannot_take(tiny_meta, tmp_path):
+    assert_input_error(run_cli("export", "--model", tiny_meta, *FAST, "--group-size", "0", "--out", tmp_path / "o"),
                        "--group-size 0", "16, 32, 64")
 
 
-def test_soc_is_a_qnn_option(ckpt, tmp_path):
-    assert_input_error(run_cli("export", "--model", ckpt, "--target", "onnx", "--soc", "SM8650", "--out", tmp_path / "o"),
+def test_soc_is_a_qnn_option(tiny_meta, tmp_path):
+    assert_input_error(run_cli("export", "--model", tiny_meta, "--target", "onnx", "--soc", "SM8650", "--out", tmp_path / "o"),
                        "--soc SM8650", "--target qnn")
 
 
-def test_without_onnxruntime_qnn_one_line_says_how_to_install(ckpt, tmp_path):
+def test_without_onnxruntime_qnn_one_line_says_how_to_install(tiny_meta, tmp_path):
     """A process where `import onnxruntime_qnn` fails, as in an install without the [qnn] extra."""
     code = ("import sys; sys.modules['onnxruntime_qnn'] = None; sys.argv = ['edgellama'] + sys.argv[1:]; "
             "from edgellama.cli import main; main()")
-    res = subprocess.run([sys.executable, "-c", code, "export", "--model", str(ckpt), *FAST, "--out", str(tmp_path / "o")],
+    res = subprocess.run([sys.executable, "-c", code, "export", "--model", str(tiny_meta), *FAST, "--out", str(tmp_path / "o")],
                          capture_output=True, text=True)
     lines = [line for line in res.stderr.splitlines() if line.strip() and "Failed to load" not in line and "W1201" not in line]
     assert res.returncode == 2, res.stderr

@@ -9,13 +9,12 @@ Min/max widened by HEADROOM: text the calibration did not see drives activations
 keys moved the logits by 3.7), and 16 bits leave resolution to spare: 2x costs one bit of 16."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
 from edgellama.runtime.qnn_session import MASK_VALUE
 
 from .qnn_graph import ACT_BITS, KV_BITS, PartSpec, build_part
+from .qnn_weights import PartWeights
 
 
 HEADROOM = {16: 2.0, 8: 1.25}  # the 8-bit KV cache has less to spare
@@ -28,22 +27,19 @@ def bits_of(key: str) -> int:
 FIXED = {"attention_mask": (MASK_VALUE, 0.0), "position_cos": (-1.0, 1.0), "position_sin": (-1.0, 1.0)}
 
 
-def calibrate_part(model, part: PartSpec, p: int, windows: list[list[int]], meta: dict, workdir: Path,
+def calibrate_part(model, part: PartSpec, p: int, weights: PartWeights, windows: list[list[int]], meta: dict,
                    carried: list | None, say) -> tuple[dict, list]:
     """One part's encodings -> ({encoding key: (lo, hi, bits)}, the hidden states it hands the next
-    part, one per call). `carried`: the previous part's, fed in the same order. Parts are calibrated
-    one at a time, so only one part's calibration graph is ever in memory."""
-    import gc
-
+    part, one per call). `carried`: the previous part's, fed in the same order. The calibration
+    graph sits beside the part's weight file and reads its weights from it."""
     import onnx_ir as ir
 
     from edgellama.runtime.qnn_session import QnnSession
 
-    graph, extra = build_part(model, part, None)
-    path = workdir / f"calibration-part{p}.onnx"
-    ir.save(graph, path, external_data=path.name + ".data")
+    graph, extra = build_part(model, part, None, weights)
+    path = weights.path.parent / f"calibration-part{p}.onnx"
+    ir.save(graph, path)
     del graph
-    gc.collect()  # onnx_ir graphs are reference cycles: free this part's weight copies now
     names = {name: key for key, name in extra}
     ranges, handed = {}, []
 
@@ -67,8 +63,7 @@ def calibrate_part(model, part: PartSpec, p: int, windows: list[list[int]], meta
         session.reset()
         session.prefill(window[:len(window) // ar * ar])  # whole prompt-graph calls only
     del session
-    for f in workdir.glob(f"calibration-part{p}.onnx*"):
-        f.unlink()
+    path.unlink()
     return widen(ranges), handed
 
 

@@ -29,6 +29,8 @@ import onnx_ir as ir
 
 from edgellama.runtime.qnn_session import MASK_VALUE
 
+from .qnn_weights import PartWeights
+
 OPSET = {"": 23}  # RMSNormalization
 FLOAT, INT32 = ir.DataType.FLOAT, ir.DataType.INT32
 ACT_BITS, KV_BITS = 16, 8
@@ -69,9 +71,10 @@ class QdqBuilder:
     calibration graph: float activations, every tensor that will be quantized exposed as an output
     named by its encoding key. Tensors that must share an encoding use the same key."""
 
-    def __init__(self, ranges: dict | None):
+    def __init__(self, ranges: dict | None, weights: PartWeights):
         self.tape = ir.tape.Tape()
         self.ranges = ranges
+        self.weights = weights
         self.observed: list[tuple[str, ir.Value]] = []
         self.key_of: dict[str, str] = {}
         self._qparams: dict[str, tuple[ir.Value, ir.Value]] = {}
@@ -113,25 +116,41 @@ class QdqBuilder:
     def transpose(self, x: ir.Value, perm: list[int], name: str) -> ir.Value:
         return self.same(self.op("Transpose", [x], name, perm=perm), x)
 
-    def weight(self, name: str, q: np.ndarray, scale: np.ndarray, bits: int) -> ir.Value:
-        """W [K, N] = q [N, K] transposed, dequantized in blocks of K / groups along K."""
-        n, k = q.shape
-        groups = scale.shape[1]
-        dtype = ml_dtypes.int4 if bits == 4 else np.int8
-        values = self.init(f"{name}.qweight", q.T.astype(dtype))
-        scales = self.init(f"{name}.scales", np.ascontiguousarray(scale.T, dtype=np.float32))
-        zeros = self.init(f"{name}.zero_points", np.zeros((groups, n), dtype=dtype))
+    def params(self, name: str, suffixes: tuple[str, ...], make) -> list[ir.Value]:
+        """Initializers derived from the model's weights (`make()` -> {suffix: array}), encoded once per
+        part by the part's weight file however many graphs ask for them."""
+        made = {}
+
+        def one(suffix):
+            def get():
+                if not made:
+                    made.update(make())
+                return made[suffix]
+            return get
+        return [self.tape.initializer(self.weights.tensor(f"{name}.{s}", one(s))) for s in suffixes]
+
+    def weight(self, name: str, module) -> ir.Value:
+        """W [K, N], dequantized in blocks of K / groups along K."""
+        values, scales, zeros = self.params(name, ("qweight", "scales", "zero_points"),
+                                            lambda: weight_arrays(module.weight, name))
+        k, groups = values.shape[0], scales.shape[0]
         return self.op("DequantizeLinear", [values, scales, zeros], f"{name}.dequantize", axis=0, block_size=k // groups)
 
-    def constant(self, name: str, array: np.ndarray) -> ir.Value:
-        """A float constant, as the HTP needs every operand quantized: uint16 with one scale."""
-        values, scale, zp = embedding_table(np.asarray(array, np.float32))
-        return self.op("DequantizeLinear", [self.init(f"{name}.q", values), self.init(f"{name}.scale", np.array(scale, np.float32)),
-                                            self.init(f"{name}.zero_point", np.array(zp, np.uint16))], name)
+    def constant(self, name: str, make) -> ir.Value:
+        """A float constant (`make()` -> array), as the HTP needs every operand quantized: uint16 with one scale."""
+        return self.op("DequantizeLinear", self.params(name, ("q", "scale", "zero_point"),
+                                                       lambda: table_arrays(np.asarray(make(), np.float32))), name)
 
     def linear(self, x: ir.Value, module, name: str) -> ir.Value:
-        q, scale, bits = quantized_weight(module.weight, name)
-        return self.act(self.op("MatMul", [x, self.weight(name, q, scale, bits)], name))
+        return self.act(self.op("MatMul", [x, self.weight(name, module)], name))
+
+
+def weight_arrays(weight, name: str) -> dict[str, np.ndarray]:
+    """The DequantizeLinear inputs of a linear: q [N, K] transposed to [K, N], scales [groups, N], zeros."""
+    q, scale, bits = quantized_weight(weight, name)
+    dtype = ml_dtypes.int4 if bits == 4 else np.int8
+    return {"qweight": q.T.astype(dtype), "scales": scale.T.astype(np.float32),
+            "zero_points": np.zeros((scale.shape[1], q.shape[0]), dtype=dtype)}
 
 
 def quantized_weight(weight, name: str) -> tuple[np.ndarray, np.ndarray, int]:
@@ -148,15 +167,15 @@ def quantized_weight(weight, name: str) -> tuple[np.ndarray, np.ndarray, int]:
     return weight.qdata.numpy(), weight.scale.float().numpy(), bits
 
 
-def embedding_table(weight: np.ndarray) -> tuple[np.ndarray, float, int]:
-    """The float table as uint16 with one scale: (values, scale, zero point)."""
+def table_arrays(weight: np.ndarray) -> dict[str, np.ndarray]:
+    """A float table (the embedding, a norm's gains) as uint16 values with one scale and zero point."""
     scale, zp = encoding(weight.min(), weight.max(), 16)
     q = np.clip(np.round(weight / scale) + zp, 0, 65535).astype(np.uint16)
-    return q, scale, zp
+    return {"q": q, "scale": np.array(scale, np.float32), "zero_point": np.array(zp, np.uint16)}
 
 
 def rms_norm(g: QdqBuilder, x: ir.Value, norm, name: str) -> ir.Value:
-    gamma = g.constant(f"{name}.weight", norm.weight.detach().float().numpy())
+    gamma = g.constant(f"{name}.weight", lambda: norm.weight.detach().float().numpy())
     return g.act(g.op("RMSNormalization", [x, gamma], name, axis=-1, epsilon=float(norm.eps)))
 
 
@@ -204,7 +223,7 @@ def attention(g: QdqBuilder, x: ir.Value, att, i: int, part: PartSpec, args, io)
     values = g.reshape(values, [kv, c, hd], f"{p}.values.r")
     # The query heads that share a kv head, stacked: [kv, groups * AR, head_dim] (model.attend).
     qg = g.reshape(q, [kv, groups * ar, hd], f"{p}.q.grouped")
-    scores = g.act(g.op("Mul", [g.act(g.op("MatMul", [qg, keys], f"{p}.qk")), g.constant(f"{p}.scale", np.array(hd**-0.5))],
+    scores = g.act(g.op("Mul", [g.act(g.op("MatMul", [qg, keys], f"{p}.qk")), g.constant(f"{p}.scale", lambda: np.array(hd**-0.5))],
                         f"{p}.scores"))
     scores = g.reshape(scores, [kv, groups, ar, c], f"{p}.scores.r")
     masked = g.act(g.op("Add", [scores, io["mask"]], f"{p}.masked"))
@@ -222,10 +241,11 @@ def feed_forward(g: QdqBuilder, x: ir.Value, ff, name: str) -> ir.Value:
     return g.linear(g.act(g.op("Mul", [silu, up], f"{name}.gated")), ff.w2, f"{name}.w2")
 
 
-def build_part(model, part: PartSpec, ranges: dict | None) -> tuple[ir.Model, list[str]]:
-    """One part's graph -> (model, the encoding keys of its extra calibration outputs, in order)."""
+def build_part(model, part: PartSpec, ranges: dict | None, weights: PartWeights) -> tuple[ir.Model, list[str]]:
+    """One part's graph -> (model, the encoding keys of its extra calibration outputs, in order).
+    Its weights come from (or go to) the part's weight file."""
     args = model.args
-    g = QdqBuilder(ranges)
+    g = QdqBuilder(ranges, weights)
     half = args.head_dim // 2
     mask_in = ir.val("attention_mask", FLOAT, ir.Shape([1, 1, part.ar, part.context]))
     cos_in = ir.val("position_cos", FLOAT, ir.Shape([1, 1, part.ar, half]))
@@ -233,9 +253,9 @@ def build_part(model, part: PartSpec, ranges: dict | None) -> tuple[ir.Model, li
     io = {"inputs": [], "outputs": []}
     if part.embeds:
         ids = ir.val("input_ids", INT32, ir.Shape([1, part.ar]))
-        table, scale, zp = embedding_table(model.tok_embeddings.weight.detach().float().numpy())
-        dq = g.op("DequantizeLinear", [g.init("tok_embeddings.table", table), g.init("tok_embeddings.scale", np.array(scale, np.float32)),
-                                       g.init("tok_embeddings.zero_point", np.array(zp, np.uint16))], "tok_embeddings.dequantize")
+        table = g.params("tok_embeddings", ("q", "scale", "zero_point"),
+                         lambda: table_arrays(model.tok_embeddings.weight.detach().float().numpy()))
+        dq = g.op("DequantizeLinear", table, "tok_embeddings.dequantize")
         h = g.act(g.op("Gather", [dq, ids], "embed", axis=0))
         first = ids
     else:

@@ -14,10 +14,14 @@ import math
 import time
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from edgellama.errors import InputError
 
 from .options import ExportOptions
+
+if TYPE_CHECKING:
+    from .qnn_weights import PartWeights
 
 # name -> (QNN soc_model, HTP arch); from the QNN EP's documented SoC table (docs/qnn.md).
 SOCS = {"SM8550": (43, 73), "SM8650": (57, 75), "SM8750": (69, 79), "SM8850": (87, 81), "SC8380XP": (60, 73)}
@@ -130,6 +134,7 @@ def write_model(model, tokenizer, options: ExportOptions, folder: Path, say) -> 
     from .onnx_cpu import write_genai_tokenizer
     from .qnn_calibrate import calibrate_part
     from .qnn_graph import PartSpec
+    from .qnn_weights import PartWeights
 
     qnn_devices()  # fails early, with the install hint, when onnxruntime-qnn is missing
     a = model.args
@@ -145,13 +150,14 @@ def write_model(model, tokenizer, options: ExportOptions, folder: Path, say) -> 
     windows = calibration_windows(tokenizer, options.calibration or _default_text(), count=4, length=4 * ar)
     sets = CONTEXT_SETS if options.contexts == "both" else {options.contexts: CONTEXT_SETS[options.contexts]}
     parts, files, encodings, carried = [], [], {}, None
-    for p, (s, e) in enumerate(plan):  # one part at a time: calibrate, write, compile, release
+    for p, (s, e) in enumerate(plan):  # one part at a time: calibrate, write, release, compile
         spec = PartSpec(s, e, a.n_layers, ar, context)
-        found, carried = calibrate_part(model, spec, p, windows, meta, folder, carried, say)
+        weights = PartWeights(folder / f"part{p}.qdq.data")
+        found, carried = calibrate_part(model, spec, p, weights, windows, meta, carried, say)
         encodings.update(found)  # the next part's input encoding is this part's output encoding
-        qdq = write_qdq_graphs(model, spec, encodings, folder, p, say)
+        qdq = write_qdq_graphs(model, spec, encodings, weights, p, say)
+        release_layers(model, s, e)  # the compiler needs the files only
         contexts = {name: compile_part(folder, p, options.soc, name, say) for name in sets}
-        release_layers(model, s, e)
         parts.append({"layers": [s, e], "qdq": qdq, "contexts": contexts})
         files += [qdq["prompt"], qdq["token"], qdq["data"]]
         files += [f for c in contexts.values() for f in (c["prompt"], c["token"], *c["binaries"])]
@@ -179,27 +185,21 @@ def release_layers(model, first: int, last: int) -> None:
     gc.collect()
 
 
-def write_qdq_graphs(model, prompt, encodings: dict, folder: Path, p: int, say) -> dict:
-    """Part p's prompt and token QDQ graphs; the token graph reads its weights from the prompt graph's file."""
-    import gc
-
+def write_qdq_graphs(model, prompt, encodings: dict, weights: PartWeights, p: int, say) -> dict:
+    """Part p's prompt and token QDQ graphs, both reading the part's one weight file."""
     import onnx_ir as ir
 
     from .qnn_graph import PartSpec, build_part
 
-    out = {"data": f"part{p}.qdq.data"}
+    out = {"data": weights.path.name}
     for kind, calls in (("prompt", prompt.ar), ("token", 1)):
-        graph, _ = build_part(model, PartSpec(prompt.first, prompt.last, prompt.n_layers, calls, prompt.context), encodings)
-        path = folder / f"part{p}-{kind}.qdq.onnx"
+        graph, _ = build_part(model, PartSpec(prompt.first, prompt.last, prompt.n_layers, calls, prompt.context),
+                              encodings, weights)
+        path = weights.path.parent / f"part{p}-{kind}.qdq.onnx"
         say(f"writing {path.name}")
-        if kind == "prompt":
-            ir.save(graph, path, external_data=out["data"])
-        else:
-            ir.save(graph, path, external_data=path.name + ".data")
-            share_external_data(path, folder / out["prompt"])
-        del graph
-        gc.collect()  # onnx_ir graphs are reference cycles: free the weight copies before the next graph
+        ir.save(graph, path)
         out[kind] = path.name
+    weights.close()
     return out
 
 
@@ -217,43 +217,6 @@ def compile_part(folder: Path, p: int, soc: str, name: str, say) -> dict:
     out["bytes"] = sum((folder / b).stat().st_size for b in out["binaries"])
     out["compile_seconds"] = round(time.perf_counter() - t0, 1)
     return out
-
-
-def share_external_data(model_path: Path, donor_path: Path) -> None:
-    """Point `model_path`'s external tensors at the equal bytes `donor_path` already stores (same
-    name, same bytes), then delete its own data file. Exact: a tensor is shared only if its bytes match."""
-    import onnx
-
-    model = onnx.load(str(model_path), load_external_data=False)
-    donor = onnx.load(str(donor_path), load_external_data=False)
-    folder = model_path.parent
-
-    def where(tensor) -> dict:
-        return {e.key: e.value for e in tensor.external_data}
-
-    donors = {t.name: where(t) for t in donor.graph.initializer if t.data_location == onnx.TensorProto.EXTERNAL}
-    own = None
-    for tensor in model.graph.initializer:
-        if tensor.data_location != onnx.TensorProto.EXTERNAL:
-            continue
-        mine, theirs = where(tensor), donors.get(tensor.name)
-        own = own or mine["location"]
-        data = _read(folder / mine["location"], mine)
-        if theirs is None or _read(folder / theirs["location"], theirs) != data:
-            raise ValueError(f"{model_path.name}: {tensor.name} differs from {donor_path.name}'s; the two graphs of a part "
-                             f"must hold the same weights")
-        del tensor.external_data[:]
-        for key, value in theirs.items():
-            tensor.external_data.add(key=key, value=value)
-    onnx.save(model, str(model_path))
-    if own:
-        (folder / own).unlink()
-
-
-def _read(path: Path, info: dict) -> bytes:
-    with open(path, "rb") as f:
-        f.seek(int(info.get("offset", 0)))
-        return f.read(int(info["length"]))
 
 
 def _default_text():

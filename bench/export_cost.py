@@ -2,7 +2,7 @@
 checkpoint <= 45 min and <= 12 GiB), each export in a fresh process.
 
 Usage: python bench/export_cost.py [--model smollm2|llama2-7b] [--recipe xnnpack-8da4w] [--group-size N]
-       [--quant-algo rtn] [--size-budget 1.0] [--contexts device] [--parts 4]"""
+       [--quant-algo rtn] [--size-budget 1.0] [--contexts device] [--parts 4] [--keep DIR]"""
 from __future__ import annotations
 
 import argparse
@@ -27,6 +27,7 @@ def main():
     ap.add_argument("--size-budget", type=float, default=None, help="override the recipe's (1.0: no mixed precision)")
     ap.add_argument("--contexts", default=None, help="qnn: both | simulator | device")
     ap.add_argument("--parts", default=None, help="qnn: auto or a number of parts")
+    ap.add_argument("--keep", type=Path, default=None, help="write the artifact here and keep it (default: a temp folder)")
     a = ap.parse_args()
     model_args = [] if a.model == "smollm2" else ["--model", str(synthetic_meta(a.model, "bf16"))]
     extra = ["--group-size", str(a.group_size)] if a.group_size else []
@@ -35,10 +36,10 @@ def main():
     extra += ["--contexts", a.contexts] if a.contexts else []
     extra += ["--parts", a.parts] if a.parts else []
     with tempfile.TemporaryDirectory(dir=Path(__file__).resolve().parents[1] / ".cache") as tmp:
-        out = Path(tmp) / "artifact"
+        out = a.keep or Path(tmp) / "artifact"
         t0 = time.perf_counter()
         res = subprocess.run([sys.executable, "-m", "edgellama.cli", "export", "--recipe", a.recipe, *model_args,
-                              *extra, "--out", str(out), "--json"], stdout=subprocess.PIPE, text=True)  # stages on stderr
+                              *extra, "--out", str(out), "--json", *(["--force"] if a.keep else [])], stdout=subprocess.PIPE, text=True)  # stages on stderr
         seconds = time.perf_counter() - t0
         if res.returncode:
             sys.exit(f"export failed with exit code {res.returncode} (its error is above)")

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional
 
@@ -437,13 +438,43 @@ def push(bundle_dir: Path = typer.Argument(..., help="A bundle folder from `edge
               f"{report['skipped']} already there, to {report['device']}:{report['remote']}", highlight=False)
 
 
+@contextmanager
+def _native_stdout_to_stderr():
+    """Native libraries print to file descriptor 1 (QNN's HTP library announces its thread-local
+    config there), which would corrupt `--json` output: fd 1 goes to stderr while a verb runs, and
+    Python's sys.stdout keeps writing to the real stdout."""
+    python_out = sys.stdout
+    python_out.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    if _writes_fd1(python_out):
+        sys.stdout = os.fdopen(os.dup(saved), "w", buffering=1, encoding=python_out.encoding, errors=python_out.errors)
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+        if sys.stdout is not python_out:
+            sys.stdout.close()
+            sys.stdout = python_out
+
+
+def _writes_fd1(stream) -> bool:
+    try:
+        return stream.fileno() == 1
+    except (AttributeError, OSError, ValueError):  # io.StringIO and friends (tests capturing output)
+        return False
+
+
 def main() -> None:
     """The one exception boundary: every error reaches the user as one line. Exit codes: 0 success,
     1 parity FAIL (only `parity` raises it), 2 bad input or environment, 3 internal error."""
     if not (_debug["on"] or "--debug" in sys.argv[1:]):
         _quiet_libraries()
     try:
-        app()
+        with _native_stdout_to_stderr():
+            app()
     except InputError as e:
         if _debug["on"]:
             raise

@@ -30,18 +30,33 @@ FIXED = {"attention_mask": (MASK_VALUE, 0.0), "position_cos": (-1.0, 1.0), "posi
 def calibrate_part(model, part: PartSpec, p: int, weights: PartWeights, windows: list[list[int]], meta: dict,
                    carried: list | None, say) -> tuple[dict, list]:
     """One part's encodings -> ({encoding key: (lo, hi, bits)}, the hidden states it hands the next
-    part, one per call). `carried`: the previous part's, fed in the same order. The calibration
-    graph sits beside the part's weight file and reads its weights from it."""
+    part, one per call). `carried`: the previous part's, fed in the same order.
+
+    Run one layer at a time: ONNX Runtime's CPU EP starts a graph by running every DequantizeLinear
+    whose inputs are all weights, so a graph holds all its weights in fp32 while it runs (8 GB for
+    a third of a 7B model); a graph of one layer holds one layer's."""
+    ranges = {}
+    for layer in range(part.first, part.last):
+        say(f"part {p}: calibrating 16-bit activations, layer {layer + 1}/{part.n_layers}")
+        carried = _calibrate_layers(model, PartSpec(layer, layer + 1, part.n_layers, part.ar, part.context),
+                                    weights, windows, meta, carried, ranges)
+    return widen(ranges), carried
+
+
+def _calibrate_layers(model, part: PartSpec, weights: PartWeights, windows: list[list[int]], meta: dict,
+                      carried: list | None, ranges: dict) -> list:
+    """Widen `ranges` by what the part's tensors reach over the windows; -> its hidden outputs. The
+    calibration graph sits beside the part's weight file and reads its weights from it."""
     import onnx_ir as ir
 
     from edgellama.runtime.qnn_session import QnnSession
 
     graph, extra = build_part(model, part, None, weights)
-    path = weights.path.parent / f"calibration-part{p}.onnx"
+    path = weights.path.parent / f"calibration-layer{part.first}.onnx"
     ir.save(graph, path)
     del graph
     names = {name: key for key, name in extra}
-    ranges, handed = {}, []
+    handed = []
 
     def observe(outputs: dict, _kind: str) -> None:
         for name, value in outputs.items():
@@ -58,13 +73,12 @@ def calibrate_part(model, part: PartSpec, p: int, weights: PartWeights, windows:
     session = QnnSession([{"prompt": path}], meta, backend="cpu", observe=observe,
                          hidden_in=(lambda: next(feed)) if carried else None)
     ar = meta["prefill_len"]
-    for n, window in enumerate(windows, 1):
-        say(f"part {p}: calibrating 16-bit activations, window {n}/{len(windows)}")
+    for window in windows:
         session.reset()
         session.prefill(window[:len(window) // ar * ar])  # whole prompt-graph calls only
     del session
     path.unlink()
-    return widen(ranges), handed
+    return handed
 
 
 def widen(ranges: dict) -> dict:

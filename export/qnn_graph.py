@@ -269,8 +269,9 @@ def build_part(model, part: PartSpec, ranges: dict | None, weights: PartWeights)
         x = rms_norm(g, h, layer.attention_norm, f"layers.{i}.attention_norm")
         h = g.act(g.op("Add", [h, attention(g, x, layer.attention, i, part, args, io)], f"layers.{i}.residual1"))
         x = rms_norm(g, h, layer.ffn_norm, f"layers.{i}.ffn_norm")
+        # keyed by position, not by the part's shape: calibration runs one layer at a time
         h = g.act(g.op("Add", [h, feed_forward(g, x, layer.feed_forward, f"layers.{i}.feed_forward")], f"layers.{i}.residual2"),
-                  f"hidden.{part.last}" if i == part.last - 1 and not part.has_head else None)
+                  f"hidden.{i + 1}")
     if part.has_head:
         out = g.linear(rms_norm(g, h, model.norm, "norm"), model.output, "output")
     else:

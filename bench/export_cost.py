@@ -59,12 +59,19 @@ def main():
     name = f"export_cost-{a.model}-{a.recipe}" + (f"-g{a.group_size}" if a.group_size else "") + (f"-{a.quant_algo}" if a.quant_algo else "") \
         + (f"-budget{a.size_budget:g}" if a.size_budget else "") + (f"-{a.contexts}" if a.contexts else "") \
         + (f"-parts{a.parts}" if a.parts else "")
-    md = write_results(name, record,
-                       [[a.model, a.recipe, f"{seconds / 60:.1f}", f"{peak / 2**30:.2f}", f"{size / 2**20:.1f}",
-                         deleg.get("delegate_calls", "-"), deleg.get("delegated_linears", "-"),
-                         ", ".join(deleg.get("undelegated_matmuls", [])) or "none"]],
-                       ["model", "recipe", "export min", "peak RSS GiB", "model MiB", "XNNPACK partitions",
-                        "linears delegated", "matmuls left outside"])
+    common = [a.model, a.recipe, f"{seconds / 60:.1f}", f"{peak / 2**30:.2f}", f"{size / 2**20:.1f}"]
+    header = ["model", "recipe", "export min", "peak RSS GiB", "model MiB"]
+    if record["parts"]:  # qnn: the part plan, and per part the binary the device loads and its compile time
+        chosen = [p.get("device") or p["simulator"] for p in record["parts"]]
+        row = common + [" / ".join(f"{p['layers'][0]}-{p['layers'][1] - 1}" for p in record["parts"]),
+                        " / ".join(f"{c['bytes'] / 2**20:.0f}" for c in chosen),
+                        " / ".join(f"{c['compile_seconds']:.0f}" for c in chosen)]
+        header += ["layers per part", "context binary MiB per part", "compile s per part"]
+    else:
+        row = common + [deleg.get("delegate_calls", "-"), deleg.get("delegated_linears", "-"),
+                        ", ".join(deleg.get("undelegated_matmuls", [])) or "none"]
+        header += ["XNNPACK partitions", "linears delegated", "matmuls left outside"]
+    md = write_results(name, record, [row], header)
     print(md.read_text())
 
 

@@ -27,8 +27,12 @@ if TYPE_CHECKING:
 SOCS = {"SM8550": (43, 73), "SM8650": (57, 75), "SM8750": (69, 79), "SM8850": (87, 81), "SC8380XP": (60, 73)}
 BLOCK_SIZES = (16, 32, 64)  # int4 block sizes the HTP compiled and computed right (docs/qnn.md); 8-bit: one block per row
 SCHEMES = ("4w", "8w")
-PART_LIMIT = 1536 << 20  # bytes of weights per part: one HTP context must stay under 2 GB (ai-hub-models#129)
+# Bytes of weights per part. One HTP context must stay under 2 GB (ai-hub-models#129), and compiling
+# a part takes ~8x its weight bytes of RAM (a 7B part of 11 layers, 1.2 GB: 9.4 GB), so 1 GiB: a 7B
+# model in 4 parts of 8 layers, the split Qualcomm ships for Llama 2 7B.
+PART_LIMIT = 1 << 30
 GENAI_CONFIG = "genai_config.json"
+KEY_WINDOWS = 2  # calibration windows whose keys set the key-channel factors (a 7B forward pass each)
 # Two forms of a part's compiled contexts: name -> (file suffix, do its two graphs share one copy of the weights?).
 # The x86 simulator loads only contexts compiled one per graph (shared ones fail with
 # QNN_COMMON_ERROR_NOT_SUPPORTED); a phone loads both, and the shared form holds the weights once.
@@ -129,6 +133,7 @@ def qairt_version() -> str:
 
 def write_model(model, tokenizer, options: ExportOptions, folder: Path, say) -> dict:
     from edgellama.algorithms import calibration_windows
+    from edgellama.kv_equalize import equalize_keys
     from edgellama.runtime.qnn_session import qnn_devices
 
     from .onnx_cpu import write_genai_tokenizer
@@ -148,19 +153,23 @@ def write_model(model, tokenizer, options: ExportOptions, folder: Path, say) -> 
             "bos_id": tokenizer.bos_id, "eos_ids": list(tokenizer.eos_ids), "thresholds": f"qnn-a16w{8 if options.quant == '8w' else 4}"}
     say(f"planned {len(plan)} part(s): layers {', '.join(f'{s}-{e - 1}' for s, e in plan)}")
     windows = calibration_windows(tokenizer, options.calibration or _default_text(), count=4, length=4 * ar)
+    spread = equalize_keys(model, windows[:KEY_WINDOWS], say)  # before calibration: it changes q and k
+    say(f"key channels evened out for the 8-bit KV cache: largest / median range {spread['key_spread_before']:.1f}"
+        f" -> {spread['key_spread_after']:.1f} (mean over layers)")
     sets = CONTEXT_SETS if options.contexts == "both" else {options.contexts: CONTEXT_SETS[options.contexts]}
     parts, files, encodings, carried = [], [], {}, None
-    for p, (s, e) in enumerate(plan):  # one part at a time: calibrate, write, release, compile
+    for p, (s, e) in enumerate(plan):  # one part at a time: calibrate, write, release its weights
         spec = PartSpec(s, e, a.n_layers, ar, context)
         weights = PartWeights(folder / f"part{p}.qdq.data")
         found, carried = calibrate_part(model, spec, p, weights, windows, meta, carried, say)
         encodings.update(found)  # the next part's input encoding is this part's output encoding
         qdq = write_qdq_graphs(model, spec, encodings, weights, p, say)
-        release_layers(model, s, e)  # the compiler needs the files only
-        contexts = {name: compile_part(folder, p, options.soc, name, say) for name in sets}
-        parts.append({"layers": [s, e], "qdq": qdq, "contexts": contexts})
+        release_weights(model, spec)
+        parts.append({"layers": [s, e], "qdq": qdq})
         files += [qdq["prompt"], qdq["token"], qdq["data"]]
-        files += [f for c in contexts.values() for f in (c["prompt"], c["token"], *c["binaries"])]
+    for p, part in enumerate(parts):  # the compiler needs the files only: it runs once the model is gone
+        part["contexts"] = {name: compile_part(folder, p, options.soc, name, say) for name in sets}
+        files += [f for c in part["contexts"].values() for f in (c["prompt"], c["token"], *c["binaries"])]
     (folder / GENAI_CONFIG).write_text(json.dumps(genai_config(tokenizer, meta, parts), indent=1))
     write_genai_tokenizer(tokenizer, folder)
     for name in sets:
@@ -168,20 +177,25 @@ def write_model(model, tokenizer, options: ExportOptions, folder: Path, say) -> 
                                                      for p, pt in enumerate(parts)))
     return {**meta, "parts": parts, "model_file": parts[0]["qdq"]["prompt"], "model_files": files,
             "genai_config": GENAI_CONFIG, "calibration_windows": len(windows), "calibration_tokens_per_window": 4 * ar,
-            "encodings": len(encodings), "context_sets": {name: CONTEXT_SETS[name][1] for name in sets},
+            "encodings": len(encodings), "key_equalization": {k: round(v, 2) for k, v in spread.items()},
+            "context_sets": {name: CONTEXT_SETS[name][1] for name in sets},
             # The simulator takes seconds per SmolLM2 step (docs/qnn.md): parity's default set, scaled to fit.
             "parity_defaults": {"prompts": 4, "gen_tokens": 8, "windows": 2}}
 
 
-def release_layers(model, first: int, last: int) -> None:
-    """Drop layers whose graphs are written and compiled (write_model consumes the model this way,
-    so a 7B export never holds every part's weights next to a compile)."""
+def release_weights(model, part) -> None:
+    """Drop what a written part used (its layers, the embedding, the head): write_model consumes the
+    model, so a 7B export holds its quantized weights only until their graphs are written."""
     import gc
 
     from torch import nn
 
-    for i in range(first, last):
+    for i in range(part.first, part.last):
         model.layers[i] = nn.Module()
+    if part.embeds:
+        model.tok_embeddings = nn.Module()
+    if part.has_head:
+        model.norm, model.output = nn.Module(), nn.Module()
     gc.collect()
 
 

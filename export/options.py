@@ -30,6 +30,7 @@ class ExportOptions:
     soc: str | None = None  # qnn only: the Snapdragon SoC the HTP contexts are compiled for
     parts: str = "auto"  # qnn only: how many parts the layers are split into (each its own HTP context)
     contexts: str | None = None  # qnn only: which compiled context sets: both, simulator or device
+    kv_bits: int | None = None  # qnn only: the KV cache's encoding, 16 or 8 bits
     logits: str | None = None  # "last" (the position a runner samples from) | "all"; default: xnnpack last, onnx all
     recipe: str | None = None
     # Names of the options given on the command line. The others come from the recipe or the defaults,
@@ -119,5 +120,5 @@ def load_recipe(path: str | Path) -> dict:
 
 
 # Recipe keys that are not strings, and the TOML types they take.
-RECIPE_TYPES = {"group_size": int, "max_seq_len": int, "max_context_len": int, "accuracy_level": int,
+RECIPE_TYPES = {"group_size": int, "max_seq_len": int, "max_context_len": int, "accuracy_level": int, "kv_bits": int,
                 "size_budget": (int, float)}

@@ -13,22 +13,18 @@ import numpy as np
 
 from edgellama.runtime.qnn_session import MASK_VALUE
 
-from .qnn_graph import ACT_BITS, KV_BITS, PartSpec, build_part
+from .qnn_graph import ACT_BITS, PartSpec, build_part
 from .qnn_weights import PartWeights
 
 
-HEADROOM = {16: 2.0, 8: 1.25}  # the 8-bit KV cache has less to spare
-
-
-def bits_of(key: str) -> int:
-    return KV_BITS if key.startswith("kv.") else ACT_BITS
+HEADROOM = {16: 2.0, 8: 1.25}  # an 8-bit KV cache has less to spare
 
 
 FIXED = {"attention_mask": (MASK_VALUE, 0.0), "position_cos": (-1.0, 1.0), "position_sin": (-1.0, 1.0)}
 
 
 def calibrate_part(model, part: PartSpec, p: int, weights: PartWeights, windows: list[list[int]], meta: dict,
-                   carried: list | None, say) -> tuple[dict, list]:
+                   carried: list | None, kv_bits: int, say) -> tuple[dict, list]:
     """One part's encodings -> ({encoding key: (lo, hi, bits)}, the hidden states it hands the next
     part, one per call). `carried`: the previous part's, fed in the same order.
 
@@ -40,7 +36,7 @@ def calibrate_part(model, part: PartSpec, p: int, weights: PartWeights, windows:
         say(f"part {p}: calibrating 16-bit activations, layer {layer + 1}/{part.n_layers}")
         carried = _calibrate_layers(model, PartSpec(layer, layer + 1, part.n_layers, part.ar, part.context),
                                     weights, windows, meta, carried, ranges)
-    return widen(ranges), carried
+    return widen(ranges, kv_bits), carried
 
 
 def _calibrate_layers(model, part: PartSpec, weights: PartWeights, windows: list[list[int]], meta: dict,
@@ -81,10 +77,10 @@ def _calibrate_layers(model, part: PartSpec, weights: PartWeights, windows: list
     return handed
 
 
-def widen(ranges: dict) -> dict:
+def widen(ranges: dict, kv_bits: int) -> dict:
     """Observed [lo, hi] -> encodings with HEADROOM; the host-fed inputs keep their exact ranges."""
     out = {key: (lo, hi, ACT_BITS) for key, (lo, hi) in FIXED.items()}
     for key, (lo, hi) in ranges.items():
-        bits = bits_of(key)
+        bits = kv_bits if key.startswith("kv.") else ACT_BITS
         out[key] = (lo * HEADROOM[bits], hi * HEADROOM[bits], bits)
     return out

@@ -33,7 +33,7 @@ from .qnn_weights import PartWeights
 
 OPSET = {"": 23}  # RMSNormalization
 FLOAT, INT32 = ir.DataType.FLOAT, ir.DataType.INT32
-ACT_BITS, KV_BITS = 16, 8
+ACT_BITS = 16  # the KV cache's bits are the export's --kv-bits, set at calibration (qnn_calibrate.widen)
 
 
 @dataclass(frozen=True)
@@ -87,8 +87,9 @@ class QdqBuilder:
         out.name = name
         return out
 
-    def act(self, value: ir.Value, key: str | None = None, bits: int = ACT_BITS) -> ir.Value:
-        """Quantize-dequantize `value` with the encoding `key` (default: its own name)."""
+    def act(self, value: ir.Value, key: str | None = None) -> ir.Value:
+        """Quantize-dequantize `value` with the encoding `key` (default: its own name), whose bits the
+        calibration chose."""
         key = key or value.name
         if self.ranges is None:
             self.observed.append((key, value))
@@ -208,17 +209,16 @@ def attention(g: QdqBuilder, x: ir.Value, att, i: int, part: PartSpec, args, io)
     # The new entries, in the cache's layout and its uint8 encoding.
     new_k = g.act(g.op("Reshape", [g.transpose(k, [0, 2, 1], f"{p}.k.kt"),
                                    g.init(f"{p}.k.new.shape", np.array([kv, 1, hd, ar], np.int64))], f"{p}.new_key"),
-                  f"kv.{i}.key", bits=KV_BITS)
+                  f"kv.{i}.key")
     new_v = g.act(g.op("Transpose", [g.reshape(v, [ar, kv, 1, hd], f"{p}.v.r")], f"{p}.new_value", perm=[1, 2, 0, 3]),
-                  f"kv.{i}.value", bits=KV_BITS)
+                  f"kv.{i}.value")
     new_k.name, new_v.name = f"new_key_{i}", f"new_value_{i}"
     io["outputs"] += [new_k, new_v]
     past_k = ir.val(f"past_key_{i}", FLOAT, ir.Shape([kv, 1, hd, part.past]))
     past_v = ir.val(f"past_value_{i}", FLOAT, ir.Shape([kv, 1, part.past, hd]))
     io["inputs"] += [past_k, past_v]
-    keys = g.act(g.op("Concat", [g.act(past_k, f"kv.{i}.key", KV_BITS), new_k], f"{p}.keys", axis=3), f"kv.{i}.key", KV_BITS)
-    values = g.act(g.op("Concat", [g.act(past_v, f"kv.{i}.value", KV_BITS), new_v], f"{p}.values", axis=2),
-                   f"kv.{i}.value", KV_BITS)
+    keys = g.act(g.op("Concat", [g.act(past_k, f"kv.{i}.key"), new_k], f"{p}.keys", axis=3), f"kv.{i}.key")
+    values = g.act(g.op("Concat", [g.act(past_v, f"kv.{i}.value"), new_v], f"{p}.values", axis=2), f"kv.{i}.value")
     keys = g.reshape(keys, [kv, hd, c], f"{p}.keys.r")
     values = g.reshape(values, [kv, c, hd], f"{p}.values.r")
     # The query heads that share a kv head, stacked: [kv, groups * AR, head_dim] (model.attend).

@@ -32,7 +32,6 @@ SCHEMES = ("4w", "8w")
 # model in 4 parts of 8 layers, the split Qualcomm ships for Llama 2 7B.
 PART_LIMIT = 1 << 30
 GENAI_CONFIG = "genai_config.json"
-KEY_WINDOWS = 2  # calibration windows whose keys set the key-channel factors (a 7B forward pass each)
 # Two forms of a part's compiled contexts: name -> (file suffix, do its two graphs share one copy of the weights?).
 # The x86 simulator loads only contexts compiled one per graph (shared ones fail with
 # QNN_COMMON_ERROR_NOT_SUPPORTED); a phone loads both, and the shared form holds the weights once.
@@ -54,6 +53,8 @@ def check_options(options: ExportOptions) -> None:
     if options.dtype != "fp32" or options.logits != "all":
         raise InputError("--dtype/--logits: not options of --target qnn (16-bit activations, every position's "
                          "logits); drop them")
+    if options.kv_bits not in (8, 16):
+        raise InputError(f"--kv-bits {options.kv_bits}: the KV cache is 16-bit (default) or 8-bit; use 16 or 8")
     if options.contexts not in (*CONTEXT_SETS, "both"):
         raise InputError(f"--contexts {options.contexts}: use both (default), simulator (checkable here) or device "
                          f"(one copy of each part's weights, for a phone)")
@@ -133,7 +134,6 @@ def qairt_version() -> str:
 
 def write_model(model, tokenizer, options: ExportOptions, folder: Path, say) -> dict:
     from edgellama.algorithms import calibration_windows
-    from edgellama.kv_equalize import equalize_keys
     from edgellama.runtime.qnn_session import qnn_devices
 
     from .onnx_cpu import write_genai_tokenizer
@@ -153,15 +153,12 @@ def write_model(model, tokenizer, options: ExportOptions, folder: Path, say) -> 
             "bos_id": tokenizer.bos_id, "eos_ids": list(tokenizer.eos_ids), "thresholds": f"qnn-a16w{8 if options.quant == '8w' else 4}"}
     say(f"planned {len(plan)} part(s): layers {', '.join(f'{s}-{e - 1}' for s, e in plan)}")
     windows = calibration_windows(tokenizer, options.calibration or _default_text(), count=4, length=4 * ar)
-    spread = equalize_keys(model, windows[:KEY_WINDOWS], say)  # before calibration: it changes q and k
-    say(f"key channels evened out for the 8-bit KV cache: largest / median range {spread['key_spread_before']:.1f}"
-        f" -> {spread['key_spread_after']:.1f} (mean over layers)")
     sets = CONTEXT_SETS if options.contexts == "both" else {options.contexts: CONTEXT_SETS[options.contexts]}
     parts, files, encodings, carried = [], [], {}, None
     for p, (s, e) in enumerate(plan):  # one part at a time: calibrate, write, release its weights
         spec = PartSpec(s, e, a.n_layers, ar, context)
         weights = PartWeights(folder / f"part{p}.qdq.data")
-        found, carried = calibrate_part(model, spec, p, weights, windows, meta, carried, say)
+        found, carried = calibrate_part(model, spec, p, weights, windows, meta, carried, options.kv_bits, say)
         encodings.update(found)  # the next part's input encoding is this part's output encoding
         qdq = write_qdq_graphs(model, spec, encodings, weights, p, say)
         release_weights(model, spec)
@@ -177,8 +174,7 @@ def write_model(model, tokenizer, options: ExportOptions, folder: Path, say) -> 
                                                      for p, pt in enumerate(parts)))
     return {**meta, "parts": parts, "model_file": parts[0]["qdq"]["prompt"], "model_files": files,
             "genai_config": GENAI_CONFIG, "calibration_windows": len(windows), "calibration_tokens_per_window": 4 * ar,
-            "encodings": len(encodings), "key_equalization": {k: round(v, 2) for k, v in spread.items()},
-            "context_sets": {name: CONTEXT_SETS[name][1] for name in sets},
+            "encodings": len(encodings), "context_sets": {name: CONTEXT_SETS[name][1] for name in sets},
             # The simulator takes seconds per SmolLM2 step (docs/qnn.md): parity's default set, scaled to fit.
             "parity_defaults": {"prompts": 4, "gen_tokens": 8, "windows": 2}}
 

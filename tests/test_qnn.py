@@ -96,6 +96,26 @@ def test_run_generates_through_the_htp(qnn_artifact):
     assert len(json.loads(out)["tokens"]) >= 1
 
 
+def test_an_8_bit_kv_cache_runs_on_the_htp(tiny_meta, tmp_path):
+    """--kv-bits 8: uint8 cache encodings, tied between the cache inputs and the new entries."""
+    import onnx
+
+    from edgellama.runtime.open import read_artifact_manifest
+    from edgellama.runtime.qnn_session import htp_session
+
+    out = tmp_path / "kv8"
+    code, _, err = run_cli("export", "--model", tiny_meta, *FAST, "--kv-bits", "8", "--contexts", "simulator", "--out", out)
+    assert code == 0, err
+    graph = onnx.load(str(out / "part0-token.qdq.onnx"), load_external_data=False).graph
+    kinds = {t.name: t.data_type for t in graph.initializer if t.name.endswith(".zero_point")}
+    assert kinds["kv.0.key.zero_point"] == kinds["kv.0.value.zero_point"] == onnx.TensorProto.UINT8
+    assert kinds["layers.0.attention.wq.zero_point"] == onnx.TensorProto.UINT16  # activations stay 16-bit
+    session = htp_session(out, read_artifact_manifest(out))  # CPU fallback disabled: every node is on the HTP
+    assert np.isfinite(session.prefill([5, 6, 7])).all()
+    assert_input_error(run_cli("export", "--model", tiny_meta, *FAST, "--kv-bits", "4", "--out", tmp_path / "o"),
+                       "--kv-bits 4", "16 or 8")
+
+
 def test_unknown_soc_lists_the_known_ones(tiny_meta, tmp_path):
     args = [a if a != "SM8650" else "SM9999" for a in FAST]
     assert_input_error(run_cli("export", "--model", tiny_meta, *args, "--out", tmp_path / "o"), "--soc SM9999",

@@ -63,13 +63,13 @@ def main():
         ids = tok.encode(text)
         htp.reset()
         t = time.perf_counter()
-        row = htp.prefill(ids)
+        logits = htp.prefill(ids)  # not `row`: that is the results table's row
         timing["prompt_call_s"].append(time.perf_counter() - t)
         ours = []
         for _ in range(a.greedy_tokens):
-            ours.append(int(np.argmax(row[-1])))
+            ours.append(int(np.argmax(logits[-1])))
             t = time.perf_counter()
-            row = htp.decode(ours[-1])[None]
+            logits = htp.decode(ours[-1])[None]
             timing["token_step_s"].append(time.perf_counter() - t)
         ref, _ = greedy_rows(fp32, ids, a.greedy_tokens)
         same = next((i for i, (x, y) in enumerate(zip(ours, ref)) if x != y), len(ours))

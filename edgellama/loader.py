@@ -13,25 +13,17 @@ import torch
 
 from .errors import InputError
 from .formats import Checkpoint, open_checkpoint
-from .model import Transformer
-
-
-def skeleton(ckpt: Checkpoint) -> Transformer:
-    """The module with every parameter on the meta device (shapes only, no memory)."""
-    with torch.device("meta"):
-        return Transformer(ckpt.args).eval()
+from .formats.shapes import check_shape
+from .model import Transformer, skeleton
 
 
 def load_params(model: Transformer, ckpt: Checkpoint, names, dtype: torch.dtype = torch.float32, progress=None) -> None:
     """Read `names` from the checkpoint into `model`, checking shape and finiteness."""
     for name in names:
-        expected = model.get_parameter(name).shape
         t = ckpt.tensors[name](dtype)
-        file, source_name = ckpt.origin[name]
-        if tuple(t.shape) != tuple(expected):
-            raise InputError(f"{file}: tensor {source_name} has shape {tuple(t.shape)} but the config implies "
-                             f"{tuple(expected)}; the weights and the config disagree — use the config that came with them")
+        check_shape(ckpt, name, t.shape, model.get_parameter(name).shape)
         if not torch.isfinite(t.sum(dtype=torch.float64)):  # NaN/Inf propagate through a sum; one cheap pass
+            file, source_name = ckpt.origin[name]
             raise InputError(f"{file}: tensor {source_name} holds NaN or Inf values; the checkpoint is damaged, "
                              f"re-download or re-convert it")
         parent, _, leaf = name.rpartition(".")
@@ -50,7 +42,7 @@ def build_model(ckpt: Checkpoint, dtype: torch.dtype = torch.float32, progress=N
                 layers: bool = True) -> Transformer:
     """The whole model in `dtype`; with `layers=False` only embeddings, final norm and head are
     loaded and the decoder layers stay on the meta device for the caller to stream."""
-    model = skeleton(ckpt)
+    model = skeleton(ckpt.args)
     names = [n for n in ckpt.tensors if layers or not n.startswith("layers.")]
     load_params(model, ckpt, names, dtype, progress)
     return model

@@ -187,3 +187,9 @@ class Transformer(nn.Module):
         for layer in self.layers:
             h = layer(h, cos, sin, positions)
         return h
+
+
+def skeleton(args: ModelArgs) -> Transformer:
+    """The module with every parameter on the meta device (shapes only, no memory)."""
+    with torch.device("meta"):
+        return Transformer(args).eval()

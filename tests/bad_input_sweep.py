@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import torch  # noqa: E402
 
-from checkpoints import hf_model, write_hf, write_meta  # noqa: E402
+from checkpoints import hf_model, write_gguf, write_hf, write_meta  # noqa: E402
 from conftest import VOCAB, training_text  # noqa: E402
 from test_bad_artifacts import flip_byte, rehash  # noqa: E402
 
@@ -67,7 +67,8 @@ def prepare(work: Path) -> dict:
     model = hf_model(VOCAB)
     base = {"sp": sp, "meta": write_meta(work / "meta", model.state_dict(), 1, tokenizer=sp),
             "hf": write_hf(work / "hf", model, tokenizer=sp), "w80": odd_width_model(work / "w80", sp),
-            "big_sp": tokenizer(work, 500, "big")}
+            "big_sp": tokenizer(work, 500, "big"),
+            "gguf_ffn320": write_gguf(work / "ffn320.gguf", model.state_dict(), sp, hidden_dim=320)}
     for name, extra in (("pte", []), ("onnx", ["--target", "onnx"])):
         out = work / name
         if not (out / "manifest.json").exists():
@@ -95,6 +96,12 @@ def cases(work: Path, b: dict) -> list[tuple[str, list, str | None, int]]:
     listed = copy(b["hf"], work / "hf_list")
     (listed / "config.json").write_text("[1, 2]")
     c.append(("config: a list", *cli("inspect", listed), 2))
+    c.append(("config.json contradicts the weights (inspect)",
+              *cli("inspect", hf_with("hf_ffn320", lambda d: d.update(intermediate_size=320))), 2))
+    ffn384 = copy(b["meta"], work / "meta_ffn384")
+    edit_json(ffn384 / "params.json", lambda d: d.update(multiple_of=64))
+    c.append(("params.json contradicts the weights (inspect)", *cli("inspect", ffn384), 2))
+    c.append(("GGUF metadata contradicts the tensors (inspect)", *cli("inspect", b["gguf_ffn320"]), 2))
     params = copy(b["meta"], work / "meta_params")
     (params / "params.json").write_text("{")
     c.append(("params.json: broken JSON", *cli("inspect", params), 2))

@@ -121,19 +121,22 @@ def sp_pieces(sp_model: Path):
     return tokens, scores, types
 
 
-def write_gguf(path: Path, hf_state: dict, sp_model: Path, qtype: str = "F32", skip: str | None = None):
-    """`qtype` applies to 2-D weights; `skip` drops a tensor (for incomplete-file tests)."""
+def write_gguf(path: Path, hf_state: dict, sp_model: Path, qtype: str = "F32", skip: str | None = None,
+               **metadata):
+    """`qtype` applies to 2-D weights; `skip` drops a tensor (for incomplete-file tests); `metadata`
+    overrides TINY's values in the header only (for metadata that contradicts the tensors)."""
     import gguf
 
+    m = {**TINY, **metadata}
     w = gguf.GGUFWriter(str(path), "llama")
-    w.add_context_length(TINY["max_seq_len"])
-    w.add_embedding_length(TINY["dim"])
-    w.add_block_count(TINY["n_layers"])
-    w.add_feed_forward_length(TINY["hidden_dim"])
-    w.add_head_count(TINY["n_heads"])
-    w.add_head_count_kv(TINY["n_kv_heads"])
-    w.add_rope_freq_base(TINY["rope_theta"])
-    w.add_layer_norm_rms_eps(TINY["norm_eps"])
+    w.add_context_length(m["max_seq_len"])
+    w.add_embedding_length(m["dim"])
+    w.add_block_count(m["n_layers"])
+    w.add_feed_forward_length(m["hidden_dim"])
+    w.add_head_count(m["n_heads"])
+    w.add_head_count_kv(m["n_kv_heads"])
+    w.add_rope_freq_base(m["rope_theta"])
+    w.add_layer_norm_rms_eps(m["norm_eps"])
     tokens, scores, types = sp_pieces(sp_model)
     w.add_tokenizer_model("llama")
     w.add_token_list(tokens)

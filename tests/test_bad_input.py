@@ -13,7 +13,8 @@ from conftest import run_cli
 
 
 def load_via_cli(path):
-    """`generate` loads every tensor, so it sees shape and value errors that `inspect` does not."""
+    """`generate` loads every tensor, so it sees value errors (NaN, unreadable data) that `inspect`,
+    which reads only the headers, does not."""
     return run_cli("generate", "--model", path, "--prompt", "hi", "-n", "1", "--json")
 
 
@@ -53,18 +54,76 @@ def test_missing_config_json(hf_sharded):
     assert_input_error(run_cli("inspect", hf_sharded), "config.json", "missing")
 
 
-def test_shapes_disagree_with_config(hf_sharded):
-    cfg = json.loads((hf_sharded / "config.json").read_text())
-    cfg["intermediate_size"] = 320
-    (hf_sharded / "config.json").write_text(json.dumps(cfg))
-    assert_input_error(load_via_cli(hf_sharded), ".safetensors", "shape", "config")
+def edit_json(path, **changes):
+    data = json.loads(path.read_text())
+    data.update(changes)
+    path.write_text(json.dumps(data))
 
 
-def test_meta_params_disagree_with_weights(meta2):
-    params = json.loads((meta2 / "params.json").read_text())
-    params["multiple_of"] = 64  # hidden 384 instead of 352
-    (meta2 / "params.json").write_text(json.dumps(params))
-    assert_input_error(load_via_cli(meta2), "consolidated.00.pth", "shape")
+# Issue 15: a config that contradicts the weights is refused from the file headers alone, by `inspect`
+# as by every verb that loads (`generate` here), naming the file, the tensor, both shapes and the fix.
+# The tiny model: dim 96, 6 heads of 16, 2 kv heads, FFN 352, vocab 384.
+@pytest.mark.parametrize("verb", ["inspect", "generate"])
+@pytest.mark.parametrize("changes, tensor, found, expected", [
+    (dict(hidden_size=120, head_dim=20), "model.embed_tokens.weight", "(384, 96)", "(384, 120)"),
+    (dict(intermediate_size=320), "model.layers.0.mlp.gate_proj.weight", "(352, 96)", "(320, 96)"),
+    (dict(vocab_size=400), "model.embed_tokens.weight", "(384, 96)", "(400, 96)"),
+    (dict(num_key_value_heads=3), "model.layers.0.self_attn.k_proj.weight", "(32, 96)", "(48, 96)"),
+])
+def test_config_json_contradicts_the_weights(hf_sharded, verb, changes, tensor, found, expected):
+    edit_json(hf_sharded / "config.json", **changes)
+    shard = json.loads((hf_sharded / "model.safetensors.index.json").read_text())["weight_map"][tensor]
+    result = run_cli("inspect", hf_sharded) if verb == "inspect" else load_via_cli(hf_sharded)
+    assert_input_error(result, shard, f"tensor {tensor} has shape {found} but config.json implies {expected}",
+                       "use the config.json that came with these weights")
+
+
+@pytest.mark.parametrize("layers, words", [(2, ["unexpected tensor model.layers.2."]),
+                                           (4, ["no tensor model.layers.3."])])
+def test_config_json_layer_count_contradicts_the_weights(hf_sharded, layers, words):
+    edit_json(hf_sharded / "config.json", num_hidden_layers=layers)
+    assert_input_error(run_cli("inspect", hf_sharded), str(hf_sharded), *words, "config.json")
+
+
+@pytest.mark.parametrize("verb", ["inspect", "generate"])
+@pytest.mark.parametrize("changes, tensor, found, expected", [
+    (dict(multiple_of=64), "layers.0.feed_forward.w1.weight", "(352, 96)", "(384, 96)"),  # FFN 384, not 352
+    (dict(dim=120), "tok_embeddings.weight", "(384, 96)", "(384, 120)"),  # merged from 2 ranks of 48
+    (dict(vocab_size=400), "tok_embeddings.weight", "(384, 96)", "(400, 96)"),
+    (dict(n_kv_heads=3), "layers.0.attention.wk.weight", "(32, 96)", "(48, 96)"),
+])
+def test_params_json_contradicts_the_weights(meta2, verb, changes, tensor, found, expected):
+    edit_json(meta2 / "params.json", **changes)
+    result = run_cli("inspect", meta2) if verb == "inspect" else load_via_cli(meta2)
+    assert_input_error(result, "consolidated.00.pth", f"tensor {tensor} has shape {found} but params.json implies "
+                       f"{expected}", "use the params.json that came with these weights")
+
+
+def test_meta_shards_that_cannot_be_joined(meta2):
+    shard = meta2 / "consolidated.01.pth"
+    state = torch.load(shard, weights_only=True)
+    state["layers.1.attention.wq.weight"] = torch.zeros(48, 80)  # rows are split across ranks, columns are not
+    torch.save(state, shard)
+    assert_input_error(run_cli("inspect", meta2), "consolidated.01.pth", "tensor layers.1.attention.wq.weight has "
+                       "shape (48, 80) but consolidated.00.pth holds (48, 96)", "different checkpoints")
+
+
+@pytest.mark.parametrize("metadata, tensor, found, expected", [
+    (dict(hidden_dim=320), "blk.0.ffn_gate.weight", "(352, 96)", "(320, 96)"),
+    (dict(dim=120), "token_embd.weight", "(384, 96)", "(384, 120)"),
+    (dict(n_kv_heads=3), "blk.0.attn_k.weight", "(32, 96)", "(48, 96)"),
+])
+def test_gguf_metadata_contradicts_the_tensors(tmp_path, tiny_hf, sp_model, metadata, tensor, found, expected):
+    path = write_gguf(tmp_path / "m.gguf", tiny_hf.state_dict(), sp_model, **metadata)
+    assert_input_error(run_cli("inspect", path), "m.gguf", f"tensor {tensor} has shape {found} but the GGUF "
+                       f"metadata implies {expected}", "convert the model to GGUF again")
+
+
+@pytest.mark.parametrize("metadata, words", [(dict(dim=0), ["llama.embedding_length = 0", "not a positive integer"]),
+                                             (dict(n_heads=5), ["head_count 5", "do not divide evenly"])])
+def test_gguf_metadata_that_describes_no_model(tmp_path, tiny_hf, sp_model, metadata, words):
+    path = write_gguf(tmp_path / "m.gguf", tiny_hf.state_dict(), sp_model, **metadata)
+    assert_input_error(run_cli("inspect", path), "m.gguf", *words, "convert the model to GGUF again")
 
 
 def test_missing_meta_shard(tmp_path, tiny_hf, sp_model):
@@ -251,3 +310,4 @@ def test_text_that_is_not_utf8_is_refused_not_scored(hf_sharded, tmp_path, conte
                                "--max-context-len", "64", "--out", tmp_path / "o"),
                        "--calibration", "bad.txt", *words)
     assert not (tmp_path / "o").exists()
+

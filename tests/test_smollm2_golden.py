@@ -53,14 +53,13 @@ def test_runner_greedy_tokens_equal_the_golden_recording(smollm2_pte):
 
 
 @pytest.mark.slow
-def test_golden_ids_are_the_runners_tokens():
-    """The recorded ids decode, one by one, to the pieces TextLLMRunner printed."""
+def test_golden_ids_are_the_runners_tokens(smollm2_pte):
+    """The recorded ids decode, one by one, to the pieces TextLLMRunner printed (with the export's
+    tokenizer: the fixture makes the export when this test runs alone)."""
     from tokenizers import Tokenizer
 
     golden = json.loads(GOLDEN.read_text())
-    from conftest import SMOLLM2_PTE
-
-    tok = Tokenizer.from_file(str(SMOLLM2_PTE / "tokenizer.json"))
+    tok = Tokenizer.from_file(str(smollm2_pte / "tokenizer.json"))
     for p in golden["prompts"]:
         assert len(p["token_ids"]) == len(p["runner_pieces"]) > 0
         assert "".join(p["runner_pieces"]) == tok.decode(p["token_ids"])

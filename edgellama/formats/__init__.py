@@ -8,7 +8,15 @@ from .common import Checkpoint, TokenizerSource
 
 
 def open_checkpoint(path: str | Path) -> Checkpoint:
-    path = Path(path)
+    """The checkpoint at `path`, refused (InputError) when its config contradicts its tensors' shapes."""
+    from .shapes import check_shapes
+
+    ckpt = _open_format(Path(path))
+    check_shapes(ckpt)
+    return ckpt
+
+
+def _open_format(path: Path) -> Checkpoint:
     if not path.exists():
         raise InputError(f"{path}: no such file or folder; pass a Meta/HF checkpoint folder or a .gguf file")
     if path.is_file():
@@ -16,7 +24,7 @@ def open_checkpoint(path: str | Path) -> Checkpoint:
             from .gguf_format import open_gguf
             return open_gguf(path)
         if path.name in ("params.json", "config.json") or path.suffix in (".pth", ".safetensors", ".bin"):
-            return open_checkpoint(path.parent)
+            return _open_format(path.parent)
         raise InputError(f"{path}: not a checkpoint; pass a .gguf file or a folder with params.json or config.json")
     from .hf import is_hf, open_hf
     from .meta import is_meta, open_meta

@@ -26,6 +26,8 @@ class Checkpoint:
     tensors: dict[str, TensorLoader]
     # where each tensor comes from, for error messages: our name -> (file, name in that file)
     origin: dict[str, tuple[Path, str]]
+    # each tensor's shape as the loader will return it, read from the file headers (no weights)
+    shapes: dict[str, tuple[int, ...]]
     source_dtypes: set[str]
     tokenizer: "TokenizerSource"
 

@@ -33,9 +33,21 @@ def gguf_name(ours: str) -> str:
     return f"blk.{i}.{_BLOCK[rest.removesuffix('.weight')]}.weight"
 
 
+def _torch_shape(t) -> list[int]:
+    return [int(d) for d in reversed(t.shape)]  # GGML lists the fastest dimension first
+
+
 def _field(reader, key, default=None):
     f = reader.fields.get(key)
     return default if f is None else f.contents()
+
+
+def _count(reader, path: Path, key: str, default=None) -> int:
+    """A size from the metadata; missing or not a positive integer is a broken conversion."""
+    value = _field(reader, key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise InputError(f"{path}: GGUF metadata {key} = {value!r} is not a positive integer; convert the model to GGUF again")
+    return value
 
 
 def open_gguf(path: Path) -> Checkpoint:
@@ -52,17 +64,20 @@ def open_gguf(path: Path) -> Checkpoint:
     emb = tensors.get("token_embd.weight")
     if emb is None:
         raise InputError(f"{path}: has no token_embd.weight; this GGUF holds no Llama model")
-    n_heads = _field(reader, "llama.attention.head_count")
-    n_layers = _field(reader, "llama.block_count")
+    n_heads = _count(reader, path, "llama.attention.head_count")
+    n_layers = _count(reader, path, "llama.block_count")
     args = ModelArgs(
-        dim=_field(reader, "llama.embedding_length"), n_layers=n_layers, n_heads=n_heads,
-        n_kv_heads=_field(reader, "llama.attention.head_count_kv", n_heads),
-        vocab_size=int(emb.shape[1]),  # GGML shapes list the fastest dimension first
-        hidden_dim=_field(reader, "llama.feed_forward_length"),
+        dim=_count(reader, path, "llama.embedding_length"), n_layers=n_layers, n_heads=n_heads,
+        n_kv_heads=_count(reader, path, "llama.attention.head_count_kv", n_heads),
+        vocab_size=_torch_shape(emb)[0],
+        hidden_dim=_count(reader, path, "llama.feed_forward_length"),
         norm_eps=float(_field(reader, "llama.attention.layer_norm_rms_epsilon", 1e-5)),
         rope_theta=float(_field(reader, "llama.rope.freq_base", 10000.0)),
         max_context_len=_field(reader, "llama.context_length", 4096),
         tie_embeddings="output.weight" not in tensors)
+    if args.dim % n_heads or n_heads % args.n_kv_heads:
+        raise InputError(f"{path}: GGUF metadata embedding_length {args.dim}, head_count {n_heads} and head_count_kv "
+                         f"{args.n_kv_heads} do not divide evenly; convert the model to GGUF again")
 
     names = layer_names(n_layers)
     if args.tie_embeddings:
@@ -84,7 +99,7 @@ def open_gguf(path: Path) -> Checkpoint:
                     data = data.copy()
             except (ValueError, IndexError) as e:
                 raise corrupt(path, e) from None
-            w = torch.from_numpy(data.reshape([int(d) for d in reversed(t.shape)]))
+            w = torch.from_numpy(data.reshape(_torch_shape(t)))
             leaf = n.split(".")[-2]
             if leaf in ("wq", "wk"):
                 w = permute_meta_to_hf(w, n_heads if leaf == "wq" else args.n_kv_heads)
@@ -110,5 +125,6 @@ def open_gguf(path: Path) -> Checkpoint:
         format="gguf", path=path, files=[path], args=args,
         tensors={n: loader(n) for n in names},
         origin={n: (path, gguf_name(n)) for n in names},
+        shapes={n: tuple(_torch_shape(tensors[gguf_name(n)])) for n in names},
         source_dtypes={tensors[gguf_name(n)].tensor_type.name for n in names},
         tokenizer=TokenizerSource("gguf", path, tok) if tok["tokens"] else TokenizerSource("none"))

@@ -66,11 +66,11 @@ def _weight_files(path: Path) -> list[Path]:
 
 
 def _open_file(f: Path) -> dict:
-    """name -> zero-arg loader of the tensor as stored."""
+    """name -> (zero-arg loader of the tensor as stored, its shape from the header)."""
     if f.suffix == ".safetensors":
         try:
             handle = safe_open(f, framework="pt")
-            keys = list(handle.keys())
+            shapes = {k: tuple(handle.get_slice(k).get_shape()) for k in handle.keys()}
         except (SafetensorError, OSError) as e:
             raise corrupt(f, e) from None
 
@@ -79,7 +79,7 @@ def _open_file(f: Path) -> dict:
                 return handle.get_tensor(k)
             except (SafetensorError, OSError, RuntimeError) as e:
                 raise corrupt(f, e) from None
-        return {k: (lambda k=k: get(k)) for k in keys}
+        return {k: ((lambda k=k: get(k)), shape) for k, shape in shapes.items()}
     try:
         sd = torch.load(f, map_location="cpu", mmap=True, weights_only=True)
     except pickle.UnpicklingError as e:
@@ -87,7 +87,8 @@ def _open_file(f: Path) -> dict:
                          f"({str(e).splitlines()[0][:120]}); convert the checkpoint to safetensors") from None
     except (RuntimeError, EOFError, OSError, ValueError) as e:
         raise corrupt(f, e) from None
-    return {k: (lambda t=t: t) for k, t in sd.items()}
+    # mmap: no bytes read yet. A non-tensor entry gets shape (): refused as unexpected or as misshapen.
+    return {k: ((lambda t=t: t), tuple(getattr(t, "shape", ()))) for k, t in sd.items()}
 
 
 def open_hf(path: Path) -> Checkpoint:
@@ -116,10 +117,10 @@ def open_hf(path: Path) -> Checkpoint:
         raise InputError(f"{config_file}: head_dim {cfg['head_dim']} != hidden_size/num_attention_heads; not supported")
 
     files = _weight_files(path)
-    available: dict[str, tuple[Path, object]] = {}
+    available: dict[str, tuple[Path, object, tuple[int, ...]]] = {}
     for f in files:
-        for k, get in _open_file(f).items():
-            available[k] = (f, get)
+        for k, (get, shape) in _open_file(f).items():
+            available[k] = (f, get, shape)
     names = layer_names(args.n_layers)
     if args.tie_embeddings:
         names.remove("output.weight")
@@ -155,4 +156,5 @@ def open_hf(path: Path) -> Checkpoint:
         format="hf", path=path, files=[config_file, *files], args=args,
         tensors={n: loader(n) for n in names},
         origin={n: (available[hf_name(n)][0], hf_name(n)) for n in names},
+        shapes={n: available[hf_name(n)][2] for n in names},
         source_dtypes=dtypes, tokenizer=tokenizer)

@@ -58,6 +58,19 @@ def _merge_dim(name: str) -> int | None:
     return None  # replicated (norms)
 
 
+def _merged_shape(name: str, shards: list[Path], states: list[dict]) -> tuple[int, ...]:
+    """The shape `torch.cat` of the ranks' slices will have, from the mapped tensors' headers."""
+    shapes = [tuple(getattr(sd[name], "shape", ())) for sd in states]  # a non-tensor entry: refused as misshapen
+    d, first = _merge_dim(name), shapes[0]
+    if len(shapes) == 1 or d is None or len(first) <= d:
+        return first  # replicated, or too few dimensions to split: the shape check reports that
+    for p, s in zip(shards[1:], shapes[1:]):
+        if len(s) != len(first) or any(a != b for i, (a, b) in enumerate(zip(s, first)) if i != d):
+            raise InputError(f"{p}: tensor {name} has shape {s} but {shards[0].name} holds {first}; "
+                             f"the shards come from different checkpoints: copy every shard of one checkpoint")
+    return first[:d] + (sum(s[d] for s in shapes),) + first[d + 1:]
+
+
 def open_meta(path: Path) -> Checkpoint:
     params_file = path / "params.json"
     if not params_file.exists():
@@ -124,5 +137,6 @@ def open_meta(path: Path) -> Checkpoint:
         format="meta", path=path, files=[params_file, *shards], args=args,
         tensors={n: loader(n) for n in names},
         origin={n: (shards[0], n) for n in names},
+        shapes={n: _merged_shape(n, shards, states) for n in names},
         source_dtypes=dtypes,
         tokenizer=TokenizerSource("sentencepiece", tok) if tok.exists() else TokenizerSource("none"))

@@ -1,8 +1,8 @@
-"""Activation encodings for the QNN graphs: a part's calibration graph (float activations, quantized
+"""Activation encodings for the QNN graphs: a calibration graph (float activations, quantized
 weights: export/qnn_graph.py with no ranges) runs on ONNX Runtime's CPU EP over windows of the
 calibration text, through the same host loop as the artifact (runtime QnnSession), and the range
-of every tensor that will be quantized is recorded. Part by part: each part is fed the hidden
-states the previous one produced, so memory holds one part's graph at a time.
+of every tensor that will be quantized is recorded. Layer by layer: each layer is fed the hidden
+states the previous one produced, so memory holds one layer's graph at a time.
 
 Min/max widened by HEADROOM: text the calibration did not see drives activations past its range
 (on the tiny test model a prompt's keys reached -6.4 where calibration saw -5.2, and the clipped
@@ -34,21 +34,21 @@ def calibrate_part(model, part: PartSpec, p: int, weights: PartWeights, windows:
     ranges = {}
     for layer in range(part.first, part.last):
         say(f"part {p}: calibrating 16-bit activations, layer {layer + 1}/{part.n_layers}")
-        carried = _calibrate_layers(model, PartSpec(layer, layer + 1, part.n_layers, part.ar, part.context),
+        carried = _calibrate_layer(model, PartSpec(layer, layer + 1, part.n_layers, part.ar, part.context),
                                     weights, windows, meta, carried, ranges)
     return widen(ranges, kv_bits), carried
 
 
-def _calibrate_layers(model, part: PartSpec, weights: PartWeights, windows: list[list[int]], meta: dict,
-                      carried: list | None, ranges: dict) -> list:
-    """Widen `ranges` by what the part's tensors reach over the windows; -> its hidden outputs. The
+def _calibrate_layer(model, layer: PartSpec, weights: PartWeights, windows: list[list[int]], meta: dict,
+                     carried: list | None, ranges: dict) -> list:
+    """Widen `ranges` by what one layer's tensors reach over the windows; -> its hidden outputs. The
     calibration graph sits beside the part's weight file and reads its weights from it."""
     import onnx_ir as ir
 
     from edgellama.runtime.qnn_session import QnnSession
 
-    graph, extra = build_part(model, part, None, weights)
-    path = weights.path.parent / f"calibration-layer{part.first}.onnx"
+    graph, extra = build_part(model, layer, None, weights)
+    path = weights.path.parent / f"calibration-layer{layer.first}.onnx"
     ir.save(graph, path)
     del graph
     names = {name: key for key, name in extra}

@@ -49,7 +49,3 @@ class PartWeights:
 
     def close(self) -> None:
         self._file.close()
-
-    @property
-    def nbytes(self) -> int:
-        return self.path.stat().st_size

@@ -23,8 +23,8 @@ def machine() -> dict:
             "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
 
 
-def write_results(name: str, record: dict, table_rows: list[list], header: list[str]) -> Path:
-    """bench/results/NAME.json (the record) and NAME.md (a table a README can quote)."""
+def write_results(name: str, record: dict, table_rows: list[list], header: list[str], note: str = "") -> Path:
+    """bench/results/NAME.json (the record) and NAME.md (a table a README can quote, then `note`)."""
     RESULTS.mkdir(parents=True, exist_ok=True)
     record = {"machine": machine(), **record}
     (RESULTS / f"{name}.json").write_text(json.dumps(record, indent=1))
@@ -32,7 +32,7 @@ def write_results(name: str, record: dict, table_rows: list[list], header: list[
     lines = [f"Measured {m['date']} on {m['cores']} cores, {m['ram_gib']} GiB RAM ({m['cpu']}).", "",
              "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in table_rows]
-    (RESULTS / f"{name}.md").write_text("\n".join(lines) + "\n")
+    (RESULTS / f"{name}.md").write_text("\n".join(lines) + "\n" + (f"\n{note}\n" if note else ""))
     return RESULTS / f"{name}.md"
 
 

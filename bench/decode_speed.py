@@ -9,8 +9,10 @@ hour, so it can be built on its own first:
 
     nice -n 19 python bench/decode_speed.py --build-peer-only
 
-Each .pte runs in its own worker process (TextLLMRunner loaded once, then 1 warm-up); the measured
-generations alternate between the workers so machine noise falls on both.
+Both .pte files are measured by `edgellama bench --compare`'s code (edgellama/runtime/bench.py): each in
+its own TextLLMRunner worker process, interleaved and counterbalanced (every .pte loaded first once,
+order flipped every run, an idle gap before each), exactly --prompt-tokens prompt tokens and
+--new-tokens generated.
 
 With `--target onnx` it measures our ONNX export against onnxruntime_genai's model builder instead
 (bench/onnx_decode_speed.py, whose options follow).
@@ -23,7 +25,6 @@ import argparse
 import hashlib
 import json
 import os
-import statistics
 import subprocess
 import sys
 import time
@@ -32,7 +33,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import PEERS, write_results  # noqa: E402
 
-from edgellama.texts import evaluation_text  # noqa: E402
 
 RECIPE = "xnnpack-8da4w"
 
@@ -176,78 +176,7 @@ def build_peer(cache: Path, opts: dict, n_layers: int | None = None) -> Path:
     return folder
 
 
-# --------------------------------------------------------------------------- measuring
-
-WORKER = r"""
-import json, os, sys
-threads = int(sys.argv[3])
-proto = os.fdopen(os.dup(1), "w")           # our replies; the runner prints its text to fd 1 itself
-os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
-from executorch.extension.pybindings.portable_lib import _threadpool_get_thread_count, _unsafe_reset_threadpool
-if threads:
-    _unsafe_reset_threadpool(threads)
-import executorch.kernels.quantized  # noqa: F401  (quantized embedding kernels)
-from executorch.extension.llm.custom_ops import custom_ops  # noqa: F401  (update_cache, custom_sdpa)
-from executorch.extension.llm.runner import GenerationConfig, TextLLMRunner
-runner = TextLLMRunner(sys.argv[1], sys.argv[2])  # loads the .pte on the first generate (the warm-up)
-proto.write(json.dumps({"threads": _threadpool_get_thread_count()}) + "\n"); proto.flush()
-for line in sys.stdin:
-    req = json.loads(line)
-    pieces, stats = [], {}
-    runner.reset()
-    cfg = GenerationConfig(echo=False, max_new_tokens=req["new_tokens"], temperature=0.0, num_bos=0, num_eos=0)
-    runner.generate(req["prompt"], cfg, token_callback=pieces.append,
-                    stats_callback=lambda s: stats.update(json.loads(s.to_json_string())))
-    proto.write(json.dumps({"stats": stats, "text": "".join(pieces), "threads": _threadpool_get_thread_count()})
-                + "\n"); proto.flush()
-"""
-
-
-class Worker:
-    def __init__(self, pte: Path, tokenizer: Path, threads: int):
-        self.proc = subprocess.Popen([sys.executable, "-c", WORKER, str(pte), str(tokenizer), str(threads)],
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        self.threads = self._read()["threads"]
-
-    def _read(self) -> dict:
-        line = self.proc.stdout.readline()
-        if not line:
-            raise RuntimeError(f"worker exited ({self.proc.wait()})")
-        return json.loads(line)
-
-    def generate(self, prompt: str, new_tokens: int) -> dict:
-        self.proc.stdin.write(json.dumps({"prompt": prompt, "new_tokens": new_tokens}) + "\n")
-        self.proc.stdin.flush()
-        return self._read()
-
-    def close(self):
-        self.proc.stdin.close()
-        self.proc.wait()
-
-
-def rates(stats: dict) -> dict:
-    """The runner's own rates (its stats JSON, as stats.h reports them): prompt tokens over the time
-    from the start of generate (tokenizing included) to the end of prefill; the tokens the decode loop
-    made (the first new token comes out of prefill and is not counted) over the time after prefill."""
-    return {"prompt_tokens": stats["prompt_tokens"], "generated_tokens": stats["generated_tokens"],
-            "prefill_tok_s": stats["prefill_token_per_sec"], "decode_tok_s": stats["decode_token_per_sec"]}
-
-
-def wikitext_passage(tok, n_tokens: int, skip: int = 0) -> str:
-    """The start of a long WikiText-2 test paragraph (the skip-th without <unk>), detokenized
-    (" @-@ " -> "-" etc.) and cut at a word once it reaches n_tokens tokens."""
-    paras = [line.strip() for line in evaluation_text().read_text().splitlines()
-             if len(line.split()) > 2 * n_tokens and not line.strip().startswith("=") and "<unk>" not in line]
-    para = paras[skip]
-    for x, y in ((" @-@ ", "-"), (" @,@ ", ","), (" @.@ ", "."), (" ,", ","), (" .", "."), (" 's", "'s"),
-                 ("( ", "("), (" )", ")"), (" ;", ";"), (" :", ":")):
-        para = para.replace(x, y)
-    words = para.split()
-    n = 1
-    while len(tok.encode(" ".join(words[:n]), add_special_tokens=False).ids) < n_tokens:
-        n += 1
-    return " ".join(words[:n])
-
+# --------------------------------------------------------------------------- top-1 agreement
 
 TOP1 = r"""
 import json, sys
@@ -265,18 +194,16 @@ print(json.dumps(top))
 """
 
 
-def top1_agreement(ptes: dict, tokenizer_file: Path, n_tokens: int = 96) -> dict:
+def top1_agreement(ptes: dict, tok, n_tokens: int = 96) -> dict:
     """Share of positions of an English WikiText-2 window (teacher-forced) where each .pte's top-1
     next token equals the fp32 model's (our loader's dequantized weights)."""
     import torch
-    from tokenizers import Tokenizer
 
     import edgellama
     from edgellama.default_model import default_model_path
+    from edgellama.runtime.bench_prompt import exact_prompt, paragraphs
 
-    tok = Tokenizer.from_file(str(tokenizer_file))
-    text = wikitext_passage(tok, n_tokens, skip=1)
-    tokens = tok.encode(text, add_special_tokens=False).ids[:n_tokens]
+    _, tokens = exact_prompt(tok, paragraphs(None), n_tokens, skip=1)
     model = edgellama.load_model(default_model_path()).eval()
     with torch.no_grad():
         ref = model(torch.tensor([tokens]))[0].argmax(-1).tolist()
@@ -328,47 +255,34 @@ def main():
         print((peer / "build.json").read_text())
         return
 
-    tokenizer = ours / manifest["tokenizer"]["file"]
-    from tokenizers import Tokenizer
+    from edgellama.runtime.bench import Settings, Subject, artifact_subject, measure
 
-    tok = Tokenizer.from_file(str(tokenizer))
-    prompt = wikitext_passage(tok, a.prompt_tokens)
     # export_llm's .pte takes at most max_seq_len - 1 tokens per forward (its token_dim bound) while
     # the runner prefills chunks of max_seq_len: keep the prompt to one chunk it accepts.
-    n_prompt = len(tok.encode(prompt, add_special_tokens=False).ids)
-    assert n_prompt <= opts["max_seq_length"] - 1, f"a {n_prompt}-token prompt would not prefill on the export_llm .pte"
+    assert a.prompt_tokens <= opts["max_seq_length"] - 1, f"a {a.prompt_tokens}-token prompt would not prefill on the export_llm .pte"
     ptes = {"ours": ours / manifest["runtime"]["model_file"], "export_llm": peer / "model.pte"}
-    workers = {name: Worker(pte, tokenizer, a.threads) for name, pte in ptes.items()}
-    runs = {name: [] for name in ptes}
-    texts = {}
-    try:
-        for name, w in workers.items():  # warm-up
-            texts[name] = w.generate(prompt, a.new_tokens)["text"]
-        for i in range(a.runs):
-            order = list(workers) if i % 2 == 0 else list(reversed(workers))
-            for name in order:
-                r = workers[name].generate(prompt, a.new_tokens)
-                runs[name].append({**rates(r["stats"]), "stats": r["stats"]})
-                print(f"run {i + 1} {name}: prefill {runs[name][-1]['prefill_tok_s']:.1f} tok/s, "
-                      f"decode {runs[name][-1]['decode_tok_s']:.1f} tok/s", flush=True)
-    finally:
-        threads = {name: w.threads for name, w in workers.items()}
-        for w in workers.values():
-            w.close()
-
+    mine = artifact_subject(ours, a.threads, a.prompt_tokens + a.new_tokens, force_memory=False)
+    # the peer has no manifest: the same TextLLMRunner worker, pointed at its .pte with our tokenizer
+    peer_bytes = ptes["export_llm"].stat().st_size
+    theirs = Subject("export_llm", {**mine.spec, "model_file": str(ptes["export_llm"])}, mine.tokenizer,
+                     {**mine.about, "artifact": str(peer), "recipe": None, "quantization": opts,
+                      "artifact_bytes": peer_bytes, "model_bytes": peer_bytes})
+    subjects = [mine, theirs]
+    measured = measure(subjects, Settings(a.prompt_tokens, a.new_tokens, a.runs, 1, a.threads, None),
+                       lambda msg: print(msg, flush=True))
     summary = {}
-    for name, pte in ptes.items():
-        summary[name] = {"pte": str(pte), "pte_bytes": pte.stat().st_size, "threads": threads[name],
-                         "prefill_tok_s": statistics.median(r["prefill_tok_s"] for r in runs[name]),
-                         "decode_tok_s": statistics.median(r["decode_tok_s"] for r in runs[name]),
-                         "prompt_tokens": runs[name][0]["prompt_tokens"],
-                         "generated_tokens": runs[name][0]["generated_tokens"],
-                         "warmup_text": texts[name], "runs": runs[name]}
-    top1 = None if a.no_top1 else top1_agreement(ptes, tokenizer)
+    for name, r in zip(ptes, measured["results"]):
+        summary[name] = {"pte": str(ptes[name]), "pte_bytes": ptes[name].stat().st_size, "threads": r["threads"],
+                         "prefill_tok_s": r["prefill_tok_s"]["median"], "decode_tok_s": r["decode_tok_s"]["median"],
+                         "prompt_tokens": a.prompt_tokens, "generated_tokens": a.new_tokens, "runs": r["runs"]}
+    threads = {name: s["threads"] for name, s in summary.items()}
+    n_prompt = a.prompt_tokens
+    top1 = None if a.no_top1 else top1_agreement(ptes, subjects[0].tokenizer)
     ratio = summary["ours"]["decode_tok_s"] / summary["export_llm"]["decode_tok_s"]
     build = json.loads((peer / "build.json").read_text())
     record = {"recipe": a.recipe, "ours_options": manifest["options"], "peer_options": opts,
-              "peer_build": build, "prompt": prompt, "new_tokens": a.new_tokens, "runs": a.runs,
+              "peer_build": build, "bench": {k: measured[k] for k in ("machine", "settings", "load_average")},
+              "new_tokens": a.new_tokens, "runs": a.runs,
               "load_average": os.getloadavg(), "decode_ratio_ours_over_peer": ratio, "top1_agreement_with_fp32": top1,
               "results": summary}
     q = manifest["quantization"]
@@ -386,8 +300,8 @@ def main():
                         f"top-1 = fp32 ({top1['tokens'] if top1 else 0} tokens)"])
     with open(md, "a") as f:
         f.write(f"\nTextLLMRunner, {threads['ours']} threads, temperature 0, {a.new_tokens} new tokens after a "
-                f"{n_prompt}-token WikiText-2 prompt; medians of {a.runs} generations per .pte, alternating "
-                f"between the two after one warm-up each. Load average {os.getloadavg()[0]:.1f} at the end.\n\n"
+                f"{n_prompt}-token WikiText-2 prompt; medians of {2 * a.runs} generations per .pte ({a.runs} with "
+                f"each loaded first), interleaved as `edgellama bench --compare` does. Load average {os.getloadavg()[0]:.1f} at the end.\n\n"
                 f"Ours: {q['scheme']} g{q['group_size']} {q['algo']}, output head {q['output']}, "
                 f"{len(q.get('keep_8bit', []))} linears kept 8-bit, embedding {q['embedding']}. export_llm: every "
                 f"linear, the output head included, {opts['qmode']} g{opts['group_size']} (its default HQQ scales), "

@@ -439,6 +439,69 @@ def push(bundle_dir: Path = typer.Argument(..., help="A bundle folder from `edge
               f"{report['skipped']} already there, to {report['device']}:{report['remote']}", highlight=False)
 
 
+@app.command()
+def bench(artifacts: list[Path] = typer.Argument(..., help="An artifact folder (with --compare, several; with --device, a bundle folder)."),
+          compare: bool = typer.Option(False, "--compare", help="Measure the artifacts interleaved and counterbalanced; print each one's ratio to the first."),
+          prompt_len: int = typer.Option(128, "--prompt-len", min=1, help="Prompt tokens, exactly (BOS included)."),
+          gen_len: int = typer.Option(128, "--gen-len", min=2, help="Tokens generated per run, exactly."),
+          runs: int = typer.Option(5, "--runs", min=1, help="Measured runs (with --compare: per artifact per load order)."),
+          warmup: int = typer.Option(1, "--warmup", min=0, help="Unmeasured runs first, per artifact."),
+          threads: int = typer.Option(0, "--threads", min=0, help="CPU threads of the runtime (0: its default)."),
+          prompt_file: Optional[Path] = typer.Option(None, "--prompt-file", help="Text the prompt is cut from (default: the packaged WikiText-2 test text)."),
+          device: Optional[str] = typer.Option(None, "--device", help="adb:SERIAL: run on an Android phone through the demo app (a bundle folder)."),
+          runtime: Optional[str] = typer.Option(None, "--runtime", help="--device: which runtime of the bundle (executorch | onnxruntime; default: its first)."),
+          timeout: float = typer.Option(1800, "--timeout", min=1, help="--device: seconds to wait for the app's results."),
+          force_memory: bool = ForceMemoryOpt,
+          out_file: Optional[Path] = typer.Option(None, "--out", "-o", help="Also write the JSON object to this file."),
+          as_json: bool = typer.Option(False, "--json", help="Print one JSON object (keys in docs/bench.md).")):
+    """Latency of an artifact: load, time to first token, prefill and decode tok/s, peak RSS (docs/bench.md)."""
+    from rich.markup import escape
+
+    if len(artifacts) > 1 and not compare:
+        raise InputError(f"{len(artifacts)} artifacts given; add --compare to measure them against each other")
+    if compare and len(artifacts) < 2:
+        raise InputError("--compare: give two or more artifact folders")
+    if device and (compare or len(artifacts) > 1):
+        raise InputError("--device: give one bundle folder (--compare runs on this host only)")
+    if runtime and not device:
+        raise InputError("--runtime: only with --device (on this host the artifact's manifest names its runtime)")
+    if out_file is not None:
+        if out_file.is_dir():
+            raise InputError(f"--out {out_file}: is a folder; pass a file name such as bench.json")
+        if not out_file.exists():
+            from .paths import check_can_create
+
+            check_can_create(out_file, "--out")
+    say = lambda msg: err.print(f"[dim]{escape(msg)}[/]", highlight=False)  # noqa: E731
+    if device:
+        from .runtime.bench_device import bench_on_device
+
+        record = bench_on_device(artifacts[0], device, runtime, prompt_len, gen_len, runs, timeout, say)
+    else:
+        from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+        from .runtime.bench import Settings, artifact_subject, measure
+
+        subjects = [artifact_subject(a, threads, prompt_len + gen_len, force_memory) for a in artifacts]
+        with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err,
+                      transient=True) as bar:
+            task = bar.add_task("starting")
+            record = measure(subjects, Settings(prompt_len, gen_len, runs, warmup, threads, prompt_file),
+                             lambda msg: bar.update(task, description=escape(msg)))
+    text = json.dumps(record, indent=1)
+    if out_file is not None:
+        out_file.write_text(text + "\n")
+    if as_json:
+        print(text)
+        return
+    from .runtime.bench_report import machine_line, ratio_lines, terminal_table
+
+    console.print(terminal_table(record))
+    console.print(machine_line(record["machine"]), highlight=False, soft_wrap=True)
+    for line in ratio_lines(record):
+        console.print(line, highlight=False)
+
+
 @contextmanager
 def _native_stdout_to_stderr():
     """Native libraries print to file descriptor 1 (QNN's HTP library announces its thread-local

@@ -19,14 +19,18 @@ class Target:
     help: str
     twin: str | None = None  # "module:function(folder, manifest, tokenizer) -> Session"; None: the eager twin
     defaults: dict = field(default_factory=dict)  # option defaults only this target has
+    # "module:Class" timing generation the way the runtime's own apps run it (`edgellama bench`);
+    # None: through the session above, with edgellama's generation loop.
+    bench: str | None = None
 
 
 TARGETS = {t.name: t for t in (
     Target("xnnpack", "edgellama.export.executorch_xnnpack", "xnnpack-8da4w", "executorch",
-           "edgellama.runtime.executorch_session:ExecuTorchSession", "last", "ExecuTorch .pte for ARM CPUs (XNNPACK)"),
+           "edgellama.runtime.executorch_session:ExecuTorchSession", "last", "ExecuTorch .pte for ARM CPUs (XNNPACK)",
+           bench="edgellama.runtime.bench_textllm:TextLLMBench"),
     Target("onnx", "edgellama.export.onnx_cpu", "onnx-4w", "onnxruntime",
            "edgellama.runtime.onnx_session:OnnxSession", "all", "ONNX Runtime on CPU (MatMulNBits)",
-           defaults={"accuracy_level": 1}),
+           defaults={"accuracy_level": 1}, bench="edgellama.runtime.bench_genai:GenAIBench"),
     Target("qnn", "edgellama.export.qnn_htp", "qnn-a16w4", "onnxruntime-qnn",
            "edgellama.runtime.qnn_session:htp_session", "all",
            "Snapdragon NPU: Hexagon HTP through ONNX Runtime's QNN EP (--soc)",

@@ -184,7 +184,7 @@ def export_cmd(out: Path = typer.Option(..., "--out", "-o", help="Artifact folde
                prefill_len: Optional[int] = typer.Option(None, "--prefill-len", help="qnn: tokens per prompt-graph call (= --max-seq-len); must divide --max-context-len."),
                parts: Optional[str] = typer.Option(None, "--parts", help="qnn: auto (each HTP context under 2 GB) or a number of parts."),
                contexts: Optional[str] = typer.Option(None, "--contexts", help="qnn: both (default) | simulator (one context per graph: loads in the x86 simulator) | device (a part's graphs share one copy of the weights)."),
-               kv_bits: Optional[int] = typer.Option(None, "--kv-bits", help="qnn: the KV cache's encoding, 16 (default) or 8 bits (half the cache; SmolLM2 loses 0.014 top-1 agreement)."),
+               kv_bits: Optional[int] = typer.Option(None, "--kv-bits", help="qnn: the KV cache's encoding, 8 (default) or 16 bits (the v75 HTP multiplies by the cache at 8 bits either way: docs/qnn.md)."),
                logits: Optional[str] = typer.Option(None, "--logits", help="last (xnnpack default: the position a runner samples from) | all (onnx default; parity steps a last-only .pte one token at a time)."),
                force: bool = typer.Option(False, "--force", help="Replace --out if it exists."),
                force_memory: bool = ForceMemoryOpt,

@@ -30,7 +30,7 @@ class ExportOptions:
     soc: str | None = None  # qnn only: the Snapdragon SoC the HTP contexts are compiled for
     parts: str = "auto"  # qnn only: how many parts the layers are split into (each its own HTP context)
     contexts: str | None = None  # qnn only: which compiled context sets: both, simulator or device
-    kv_bits: int | None = None  # qnn only: the KV cache's encoding, 16 or 8 bits
+    kv_bits: int | None = None  # qnn only: the KV cache's encoding, 8 or 16 bits
     logits: str | None = None  # "last" (the position a runner samples from) | "all"; default: xnnpack last, onnx all
     recipe: str | None = None
     # Names of the options given on the command line. The others come from the recipe or the defaults,

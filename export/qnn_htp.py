@@ -1,5 +1,5 @@
-"""The Snapdragon NPU target (`--target qnn`): per part a prompt graph (AR = --prefill-len) and a token
-graph (AR = 1) with static shapes, 16-bit activations and edgellama's int4 weights
+"""The Snapdragon NPU target (`--target qnn`): per part a prompt graph (AR = --prefill-len), a token
+graph (AR = 1) and a first-token graph (AR = 1, position 0's own encodings) with static shapes, 16-bit activations and edgellama's int4 weights
 (`qnn_graph.py`), activation encodings calibrated on text (`qnn_calibrate.py`), each graph compiled
 by ONNX Runtime's QNN EP into an EP-context model + QNN context binary for the chosen SoC.
 
@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from edgellama.errors import InputError
+
+from edgellama.runtime.qnn_session import FIRST, GRAPHS
 
 from .options import ExportOptions
 
@@ -54,7 +56,7 @@ def check_options(options: ExportOptions) -> None:
         raise InputError("--dtype/--logits: not options of --target qnn (16-bit activations, every position's "
                          "logits); drop them")
     if options.kv_bits not in (8, 16):
-        raise InputError(f"--kv-bits {options.kv_bits}: the KV cache is 16-bit (default) or 8-bit; use 16 or 8")
+        raise InputError(f"--kv-bits {options.kv_bits}: the KV cache is 8-bit (default) or 16-bit; use 8 or 16")
     if options.contexts not in (*CONTEXT_SETS, "both"):
         raise InputError(f"--contexts {options.contexts}: use both (default), simulator (checkable here) or device "
                          f"(one copy of each part's weights, for a phone)")
@@ -137,7 +139,7 @@ def write_model(model, tokenizer, options: ExportOptions, folder: Path, say) -> 
     from edgellama.runtime.qnn_session import qnn_devices
 
     from .onnx_cpu import write_genai_tokenizer
-    from .qnn_calibrate import calibrate_part
+    from .qnn_calibrate import REST, calibrate_part
     from .qnn_graph import PartSpec
     from .qnn_weights import PartWeights
 
@@ -154,19 +156,20 @@ def write_model(model, tokenizer, options: ExportOptions, folder: Path, say) -> 
     say(f"planned {len(plan)} part(s): layers {', '.join(f'{s}-{e - 1}' for s, e in plan)}")
     windows = calibration_windows(tokenizer, options.calibration or _default_text(), count=4, length=4 * ar)
     sets = CONTEXT_SETS if options.contexts == "both" else {options.contexts: CONTEXT_SETS[options.contexts]}
-    parts, files, encodings, carried = [], [], {}, None
+    parts, files, encodings, carried = [], [], {FIRST: {}, REST: {}}, None
     for p, (s, e) in enumerate(plan):  # one part at a time: calibrate, write, release its weights
         spec = PartSpec(s, e, a.n_layers, ar, context)
         weights = PartWeights(folder / f"part{p}.qdq.data")
         found, carried = calibrate_part(model, spec, p, weights, windows, meta, carried, options.kv_bits, say)
-        encodings.update(found)  # the next part's input encoding is this part's output encoding
+        for kind, ranges in found.items():  # the next part's input encoding is this part's output encoding
+            encodings[kind].update(ranges)
         qdq = write_qdq_graphs(model, spec, encodings, weights, p, say)
         release_weights(model, spec)
         parts.append({"layers": [s, e], "qdq": qdq})
-        files += [qdq["prompt"], qdq["token"], qdq["data"]]
+        files += [qdq[kind] for kind in GRAPHS] + [qdq["data"]]
     for p, part in enumerate(parts):  # the compiler needs the files only: it runs once the model is gone
         part["contexts"] = {name: compile_part(folder, p, options.soc, name, say) for name in sets}
-        files += [f for c in part["contexts"].values() for f in (c["prompt"], c["token"], *c["binaries"])]
+        files += [f for c in part["contexts"].values() for f in (*(c[kind] for kind in GRAPHS), *c["binaries"])]
     (folder / GENAI_CONFIG).write_text(json.dumps(genai_config(tokenizer, meta, parts), indent=1))
     write_genai_tokenizer(tokenizer, folder)
     for name in sets:
@@ -174,7 +177,7 @@ def write_model(model, tokenizer, options: ExportOptions, folder: Path, say) -> 
                                                      for p, pt in enumerate(parts)))
     return {**meta, "parts": parts, "model_file": parts[0]["qdq"]["prompt"], "model_files": files,
             "genai_config": GENAI_CONFIG, "calibration_windows": len(windows), "calibration_tokens_per_window": 4 * ar,
-            "encodings": len(encodings), "context_sets": {name: CONTEXT_SETS[name][1] for name in sets},
+            "encodings": {kind: len(found) for kind, found in encodings.items()}, "context_sets": {name: CONTEXT_SETS[name][1] for name in sets},
             # The simulator takes seconds per SmolLM2 step (docs/qnn.md): parity's default set, scaled to fit.
             "parity_defaults": {"prompts": 4, "gen_tokens": 8, "windows": 2}}
 
@@ -196,15 +199,16 @@ def release_weights(model, part) -> None:
 
 
 def write_qdq_graphs(model, prompt, encodings: dict, weights: PartWeights, p: int, say) -> dict:
-    """Part p's prompt and token QDQ graphs, both reading the part's one weight file."""
+    """Part p's prompt, token and first-token QDQ graphs, all reading the part's one weight file."""
     import onnx_ir as ir
 
+    from .qnn_calibrate import REST
     from .qnn_graph import PartSpec, build_part
 
     out = {"data": weights.path.name}
-    for kind, calls in (("prompt", prompt.ar), ("token", 1)):
+    for kind, calls, ranges in (("prompt", prompt.ar, REST), ("token", 1, REST), (FIRST, 1, FIRST)):
         graph, _ = build_part(model, PartSpec(prompt.first, prompt.last, prompt.n_layers, calls, prompt.context),
-                              encodings, weights)
+                              encodings[ranges], weights)
         path = weights.path.parent / f"part{p}-{kind}.qdq.onnx"
         say(f"writing {path.name}")
         ir.save(graph, path)
@@ -214,12 +218,12 @@ def write_qdq_graphs(model, prompt, encodings: dict, weights: PartWeights, p: in
 
 
 def compile_part(folder: Path, p: int, soc: str, name: str, say) -> dict:
-    """Part p's two graphs compiled for the SoC as one context set (CONTEXT_SETS)."""
+    """Part p's graphs compiled for the SoC as one context set (CONTEXT_SETS)."""
     suffix, shared_weights = CONTEXT_SETS[name]
     out, t0 = {}, time.perf_counter()
-    for kind in ("prompt", "token"):
+    for kind in GRAPHS:
         say(f"compiling part{p}-{kind} for the {soc} HTP (v{SOCS[soc][1]}), {name} contexts")
-        config = {"ep.share_ep_contexts": "1", **({"ep.stop_share_ep_contexts": "1"} if kind == "token" else {})} \
+        config = {"ep.share_ep_contexts": "1", **({"ep.stop_share_ep_contexts": "1"} if kind == GRAPHS[-1] else {})} \
             if shared_weights else {}
         out[kind] = f"part{p}-{kind}.{suffix}.onnx"
         compile_context(folder / f"part{p}-{kind}.qdq.onnx", folder / out[kind], soc, config)
@@ -237,7 +241,9 @@ def _default_text():
 
 def genai_config(tokenizer, meta: dict, parts: list[dict]) -> dict:
     """onnxruntime-genai's decoder-pipeline over the context models: the prompt graphs run on the
-    prompt, the token graphs on each generated token; the QNN EP with the SoC's options."""
+    prompt, the token graphs on each generated token; the QNN EP with the SoC's options. The
+    first-token graphs are not in it: the pipeline has no stage for one position (unverified work,
+    docs/qnn.md)."""
     qnn = {"qnn": {"backend_path": "libQnnHtp.so", "soc_model": str(meta["soc_model"]), "htp_arch": str(meta["htp_arch"])}}
     pipeline = []
     for p, part in enumerate(parts):

@@ -34,7 +34,7 @@ TARGETS = {t.name: t for t in (
     Target("qnn", "edgellama.export.qnn_htp", "qnn-a16w4", "onnxruntime-qnn",
            "edgellama.runtime.qnn_session:htp_session", "all",
            "Snapdragon NPU: Hexagon HTP through ONNX Runtime's QNN EP (--soc)",
-           twin="edgellama.runtime.qnn_session:cpu_twin", defaults={"soc": "SM8650", "contexts": "both", "kv_bits": 16}),
+           twin="edgellama.runtime.qnn_session:cpu_twin", defaults={"soc": "SM8650", "contexts": "both", "kv_bits": 8}),
 )}
 
 

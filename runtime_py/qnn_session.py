@@ -2,7 +2,8 @@
 onnxruntime-genai's decoder-pipeline does on a phone. Torch-free.
 
 Each part has a prompt graph (AR = prefill_len tokens per call) and a token graph (AR = 1), both
-with static shapes (export/qnn_graph.py). A call feeds AR tokens at position `pos`: the past
+with static shapes (export/qnn_graph.py), and a first-token graph (AR = 1) with encodings of its own
+for position 0, whose massive activations the others' encodings leave out (export/qnn_calibrate.py). A call feeds AR tokens at position `pos`: the past
 columns 0..pos-1 of the cache are visible, the rest masked; the call's own tokens come after the
 C - AR past columns and see each other causally; a short chunk is padded at its end (pad rows see
 nothing real after them, and their outputs are dropped). The new K/V entries are copied into the
@@ -19,6 +20,8 @@ import numpy as np
 
 from .session import Session, SessionInfo
 
+GRAPHS = ("prompt", "token", "first")  # a part's graphs; artifacts written before "first" have two
+FIRST = "first"
 MASK_VALUE = -100.0  # exp(-100) is nothing next to any real score, and the range stays small for uint16
 
 
@@ -93,7 +96,8 @@ class QnnSession(Session):
         self.io = {id(s): ([i.name for i in s.get_inputs()], [o.name for o in s.get_outputs()])
                    for part in self.parts for s in part.values()}
         self.context = meta["max_context_len"]
-        self.ar = {"prompt": meta["prefill_len"], "token": 1}
+        self.ar = {"prompt": meta["prefill_len"], "token": 1, FIRST: 1}
+        self.has_first = FIRST in graphs[0]
         self.info = SessionInfo(self.context, meta["vocab_size"], meta["n_layers"], meta.get("bos_id"),
                                 list(meta.get("eos_ids", [])))
         kv, hd, room = meta["n_kv_heads"], meta["head_dim"], self.context - 1
@@ -111,13 +115,16 @@ class QnnSession(Session):
         sets = meta["parts"][0]["contexts"]
         chosen = "device" if "device" in sets and (on_snapdragon() or "simulator" not in sets) else "simulator"
         graphs = [{kind: Path(folder) / (part["contexts"][chosen][kind] if backend == "htp" else part["qdq"][kind])
-                   for kind in ("prompt", "token")} for part in meta["parts"]]
+                   for kind in GRAPHS if kind in part["qdq"]} for part in meta["parts"]]
         shared = {"ep.share_ep_contexts": "1"} if backend == "htp" and chosen == "device" else None
         return cls(graphs, meta, tokenizer, backend, config=shared)
 
     def prefill(self, tokens):
         self._check_room(len(tokens))
         rows, i = [], 0
+        if self.pos == 0 and self.has_first and tokens:
+            rows.append(self._call(FIRST, tokens[:1]))
+            i = 1
         while i < len(tokens):
             left = len(tokens) - i
             # The prompt graph needs its AR columns after the past: it fits while pos <= C - AR.

@@ -38,14 +38,30 @@ def test_export_writes_compiled_prompt_and_token_graphs(qnn_artifact):
     assert [p["layers"] for p in rt["parts"]] == [[0, 2], [2, 3]]  # --parts 2 over 3 layers
     for part in rt["parts"]:
         sim, device = part["contexts"]["simulator"], part["contexts"]["device"]
-        assert len(sim["binaries"]) == 2 and len(device["binaries"]) == 1  # the device set: one context, both graphs
+        assert len(sim["binaries"]) == 3 and len(device["binaries"]) == 1  # the device set: one context, all graphs
         assert 0 < device["bytes"] < sim["bytes"]  # ... holding the weights once
-        for name in (*part["qdq"].values(), sim["prompt"], sim["token"], *sim["binaries"], device["prompt"], *device["binaries"]):
+        assert set(part["qdq"]) == {"prompt", "token", "first", "data"}
+        for name in (*part["qdq"].values(), sim["prompt"], sim["token"], sim["first"], *sim["binaries"], device["prompt"],
+                     *device["binaries"]):
             assert name in manifest["files"], name  # listed and hashed
     assert sorted(f.name for f in qnn_artifact.glob("*.data")) == sorted(p["qdq"]["data"] for p in rt["parts"])  # one weight file a part
-    assert rt["encodings"] > 50 and rt["calibration_windows"] == 4
+    assert rt["encodings"]["rest"] > 50 and rt["encodings"]["first"] == rt["encodings"]["rest"] and rt["calibration_windows"] == 4
     config = json.loads((qnn_artifact / "genai_config.json").read_text())
     assert config["model"]["type"] == "decoder-pipeline" and len(config["model"]["decoder"]["pipeline"]) == 4
+
+
+def test_the_first_token_has_encodings_of_its_own(qnn_artifact):
+    """Position 0 (the attention sink, with massive activations in real models) is calibrated apart:
+    the first-token graph's residual encodings come from position 0 only, the token graph's from the rest."""
+    import onnx
+    from onnx import numpy_helper
+
+    def scale(kind, key="layers.1.residual1"):
+        graph = onnx.load(str(qnn_artifact / f"part0-{kind}.qdq.onnx"), load_external_data=False).graph
+        return next(float(numpy_helper.to_array(t).reshape(-1)[0]) for t in graph.initializer if t.name == f"{key}.scale")
+
+    assert scale("token") == scale("prompt") != scale("first")
+    assert scale("token", "kv.0.key") == scale("first", "kv.0.key")  # one cache, one encoding
 
 
 def test_every_graph_runs_on_the_htp_and_matches_its_cpu_twin(qnn_artifact):
@@ -59,7 +75,7 @@ def test_every_graph_runs_on_the_htp_and_matches_its_cpu_twin(qnn_artifact):
     ids = list(np.random.default_rng(0).integers(3, 384, 21))
     rows = {}
     for name, s in (("htp", htp), ("cpu", cpu)):
-        prompt = s.prefill(ids[:20])  # a prompt-graph call of 16, then the token graph for the rest
+        prompt = s.prefill(ids[:20])  # the first-token graph, a prompt-graph call of 16, the token graph for the rest
         rows[name] = np.concatenate([prompt, s.decode(ids[20])[None]])
     assert rows["htp"].shape == (21, 384)
     agree = (rows["htp"].argmax(-1) == rows["cpu"].argmax(-1)).mean()
@@ -96,24 +112,29 @@ def test_run_generates_through_the_htp(qnn_artifact):
     assert len(json.loads(out)["tokens"]) >= 1
 
 
-def test_an_8_bit_kv_cache_runs_on_the_htp(tiny_meta, tmp_path):
-    """--kv-bits 8: uint8 cache encodings, tied between the cache inputs and the new entries."""
+def test_the_kv_cache_is_8_bit_and_16_bit_runs_on_the_htp(qnn_artifact, tiny_meta, tmp_path):
+    """uint8 cache encodings by default (the HTP takes attention's second operand at 8 bits), tied
+    between the cache inputs and the new entries; --kv-bits 16 still compiles and runs."""
     import onnx
 
     from edgellama.runtime.open import read_artifact_manifest
     from edgellama.runtime.qnn_session import htp_session
 
-    out = tmp_path / "kv8"
-    code, _, err = run_cli("export", "--model", tiny_meta, *FAST, "--kv-bits", "8", "--contexts", "simulator", "--out", out)
-    assert code == 0, err
-    graph = onnx.load(str(out / "part0-token.qdq.onnx"), load_external_data=False).graph
-    kinds = {t.name: t.data_type for t in graph.initializer if t.name.endswith(".zero_point")}
+    def zero_point_types(folder):
+        graph = onnx.load(str(folder / "part0-token.qdq.onnx"), load_external_data=False).graph
+        return {t.name: t.data_type for t in graph.initializer if t.name.endswith(".zero_point")}
+
+    kinds = zero_point_types(qnn_artifact)
     assert kinds["kv.0.key.zero_point"] == kinds["kv.0.value.zero_point"] == onnx.TensorProto.UINT8
     assert kinds["layers.0.attention.wq.zero_point"] == onnx.TensorProto.UINT16  # activations stay 16-bit
+    out = tmp_path / "kv16"
+    code, _, err = run_cli("export", "--model", tiny_meta, *FAST, "--kv-bits", "16", "--contexts", "simulator", "--out", out)
+    assert code == 0, err
+    assert zero_point_types(out)["kv.0.key.zero_point"] == onnx.TensorProto.UINT16
     session = htp_session(out, read_artifact_manifest(out))  # CPU fallback disabled: every node is on the HTP
     assert np.isfinite(session.prefill([5, 6, 7])).all()
     assert_input_error(run_cli("export", "--model", tiny_meta, *FAST, "--kv-bits", "4", "--out", tmp_path / "o"),
-                       "--kv-bits 4", "16 or 8")
+                       "--kv-bits 4", "8 or 16")
 
 
 def test_unknown_soc_lists_the_known_ones(tiny_meta, tmp_path):

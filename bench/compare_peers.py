@@ -18,7 +18,7 @@ memory bandwidth over the weight bytes each decoded token reads.
 Writes bench/results/NAME.{json,md,png}.
 
 Usage: python bench/compare_peers.py [--threads 2] [--runs 2] [--prompt-len 100] [--gen-len 128]
-       [--windows 8] [--ctx 512] [--skip PEER ...] [--cache DIR]"""
+       [--windows 8] [--ctx 512] [--skip PEER[=REASON] ...] [--cache DIR]"""
 from __future__ import annotations
 
 import argparse
@@ -167,13 +167,13 @@ ORDER = ["edgellama-pte", "edgellama-pte-small", "edgellama-onnx", "export_llm",
          "llamacpp-Q4_0", "llamacpp-Q4_K_M"]
 
 
-def build_all(b: Builders, skip: list[str]) -> tuple[list[Peer], dict]:
+def build_all(b: Builders, skip: dict) -> tuple[list[Peer], dict]:
     makers = dict(zip(ORDER, [b.ours_pte_default, b.ours_pte_small, b.ours_onnx, b.export_llm, b.genai_builder,
                               b.optimum, b.llamacpp_q4_0, b.llamacpp_q4_k_m]))
     peers, skipped = [], {}
     for key, make in makers.items():
         if key in skip:
-            skipped[key] = "left out with --skip"
+            skipped[key] = f"left out with --skip{': ' + skip[key] if skip[key] else ''}"
             continue
         print(f"== {key}: building or finding in the cache", flush=True)
         try:
@@ -214,7 +214,8 @@ def main():
     ap.add_argument("--gen-len", type=int, default=128)
     ap.add_argument("--windows", type=int, default=8, help="WikiText-2 test windows for perplexity and top-1")
     ap.add_argument("--ctx", type=int, default=512, help="tokens per window (each scored on its second half)")
-    ap.add_argument("--skip", nargs="*", default=[], choices=ORDER)
+    ap.add_argument("--skip", nargs="*", default=[], metavar="PEER[=REASON]",
+                    help=f"leave a peer out (listed with the reason); peers: {', '.join(ORDER)}")
     ap.add_argument("--llamacpp-omp-wait", choices=["passive", "active"], default="passive",
                     help="OMP_WAIT_POLICY for llama.cpp's OpenMP threads (its default spins: see docs/bench.md)")
     ap.add_argument("--cache", type=Path, default=PEERS)
@@ -224,11 +225,16 @@ def main():
         print("error: --threads and --runs must be >= 1, --prompt-len <= 127 (export_llm's .pte takes at most 127 "
               "tokens a call), --ctx <= 512 (the .pte context)", file=sys.stderr)
         sys.exit(2)
+    skip = dict(x.partition("=")[::2] for x in a.skip)
+    unknown = set(skip) - set(ORDER)
+    if unknown:
+        print(f"error: --skip {', '.join(sorted(unknown))}: no such peer; peers: {', '.join(ORDER)}", file=sys.stderr)
+        sys.exit(2)
     a.cache.mkdir(parents=True, exist_ok=True)
     load_start = os.getloadavg()
 
     builders = Builders(a.cache, a.threads, max(a.prompt_len + a.gen_len, a.ctx), a.llamacpp_omp_wait)
-    peers, skipped = build_all(builders, a.skip)
+    peers, skipped = build_all(builders, skip)
     peers = preflight(peers, skipped)
     if not peers:
         sys.exit(f"compare_peers: nothing to measure: {skipped}")

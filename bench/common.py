@@ -27,7 +27,8 @@ def write_results(name: str, record: dict, table_rows: list[list], header: list[
     """bench/results/NAME.json (the record) and NAME.md (a table a README can quote, then `note`)."""
     RESULTS.mkdir(parents=True, exist_ok=True)
     record = {"machine": machine(), **record}
-    (RESULTS / f"{name}.json").write_text(json.dumps(record, indent=1))
+    # paths inside this checkout are written relative to it: a result names no one's folders
+    (RESULTS / f"{name}.json").write_text(json.dumps(record, indent=1).replace(f"{REPO}/", ""))
     m = record["machine"]
     lines = [f"Measured {m['date']} on {m['cores']} cores, {m['ram_gib']} GiB RAM ({m['cpu']}).", "",
              "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]

@@ -84,7 +84,10 @@ class Worker:
     def __init__(self, subject: Subject):
         self.subject = subject
         self.log = tempfile.TemporaryFile(mode="w+")  # the runtimes' own stderr, shown if the worker dies
-        self.proc = subprocess.Popen([sys.executable, "-m", "edgellama.runtime.bench_worker", json.dumps(subject.spec)],
+        # A peer runtime that cannot share edgellama's environment (bench/llamacpp_peer.py) names the
+        # interpreter of its own venv, where edgellama is installed too.
+        python = subject.spec.get("python", sys.executable)
+        self.proc = subprocess.Popen([python, "-m", "edgellama.runtime.bench_worker", json.dumps(subject.spec)],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log, text=True)
         try:
             ready = self._read()

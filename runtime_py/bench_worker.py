@@ -9,6 +9,7 @@ is one line {"error", "input"} (input: the user's to fix, else a bug). The repli
 process started with; fd 1 itself is sent to /dev/null, because TextLLMRunner prints the text it makes."""
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import resource
@@ -16,7 +17,17 @@ import sys
 
 
 def peak_rss_bytes() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
+    """This process image's peak resident memory. On Linux ru_maxrss survives fork and exec, so a worker
+    started by a large parent (a script holding a torch model) would report the parent's peak; VmHWM
+    belongs to the address space the exec made."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024  # kB
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
 
 
 def main() -> None:
@@ -28,11 +39,13 @@ def main() -> None:
         replies.flush()
 
     from edgellama.errors import InputError
-    from edgellama.export.targets import load
 
     try:
         spec = json.loads(sys.argv[1])
-        runner = load(spec["runner"])(spec)
+        # Not edgellama.export.targets.load: importing edgellama.export imports torch, which a peer's
+        # venv (bench/llamacpp_peer.py) does not have.
+        module, _, name = spec["runner"].partition(":")
+        runner = getattr(importlib.import_module(module), name)(spec)
         load_s = runner.load()
         reply({"load_s": load_s, "threads": runner.threads(), "peak_rss_bytes": peak_rss_bytes()})
         for line in sys.stdin:

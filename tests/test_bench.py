@@ -114,3 +114,20 @@ def test_short_prompt_file_is_one_line(tiny_pte, tmp_path):
 
 def test_several_artifacts_need_compare(tiny_pte, tiny_onnx_artifact):
     assert "add --compare" in one_line_error(*run_cli("bench", tiny_pte, tiny_onnx_artifact)[::2])
+
+
+def test_a_worker_runs_in_the_interpreter_its_spec_names(tiny_onnx_artifact, tmp_path):
+    """A peer whose runtime lives in a venv of its own (llama.cpp) names that venv's python in its spec."""
+    import sys
+
+    from edgellama.runtime.bench import Settings, artifact_subject, measure
+
+    marker = tmp_path / "started"
+    python = tmp_path / "python"
+    python.write_text(f'#!/bin/sh\necho "$@" > {marker}\nexec {sys.executable} "$@"\n')
+    python.chmod(0o755)
+    subject = artifact_subject(tiny_onnx_artifact, 1, 52, force_memory=False)
+    subject.spec["python"] = str(python)
+    (r,) = measure([subject], Settings(40, 12, 1, 0, 1, None))["results"]
+    assert "edgellama.runtime.bench_worker" in marker.read_text()
+    assert r["runs"][0]["generated_tokens"] == 12

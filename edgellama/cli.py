@@ -28,12 +28,6 @@ def _root(debug: bool = typer.Option(False, "--debug", help="Show tracebacks for
     _debug["on"] = bool(os.environ.get("EDGELLAMA_DEBUG")) or debug
 
 
-def platform_machine() -> str:
-    import platform
-
-    return platform.machine()
-
-
 def resolve_model(model: Optional[Path]) -> Path:
     from .default_model import default_model_path
 
@@ -336,7 +330,7 @@ def parity(artifact: Path = typer.Argument(..., help="An artifact folder from `e
            gen_tokens: Optional[int] = typer.Option(None, "--gen-tokens", min=1, help="Greedy tokens generated after each prompt (default 32; qnn: 8)."),
            thresholds: Optional[Path] = typer.Option(None, "--thresholds", help="TOML limits per scheme and reference (default: the shipped thresholds.toml)."),
            report: Optional[Path] = typer.Option(None, "--report", help="Write parity.json, parity.md and PNG plots into this folder."),
-           arch: Optional[str] = typer.Option(None, "--arch", help="Run the artifact on another CPU architecture's kernels: arm64 (a .pte in ExecuTorch's aarch64 runtime under QEMU; build it once with `make arm-env`). Adds a third comparison: the same artifact on this machine."),
+           arch: Optional[str] = typer.Option(None, "--arch", help="Run the artifact on another CPU architecture's kernels: arm64 (a .pte or ONNX artifact in its runtime's aarch64 build under QEMU; build it once with `make arm-env`). Adds a third comparison: the same artifact on this machine."),
            cpu: Optional[str] = typer.Option(None, "--cpu", help="Emulated CPU for --arch arm64: neoverse-n1 (default, dotprod) | max-nosme (i8mm, SVE2)."),
            force_memory: bool = ForceMemoryOpt,
            as_json: bool = typer.Option(False, "--json", help="Print the result as one JSON object.")):
@@ -391,11 +385,13 @@ def parity(artifact: Path = typer.Argument(..., help="An artifact folder from `e
 
     references, paths = reference_sessions(artifact, manifest, reference, context, say)
     if emulated:  # the same artifact on this machine's kernels: what changes with the architecture alone
+        import platform
+
         from .runtime.references import HOST
 
         say(f"opening the artifact on this machine too ({HOST})")
         references[HOST], _ = open_artifact(artifact, manifest, force_memory=force_memory)
-        paths[HOST] = f"{artifact} (this machine, {platform_machine()})"
+        paths[HOST] = f"{artifact} (this machine, {platform.machine()})"
     result = run_parity(session, manifest, references, paths, prompt_ids, window_ids, gen_tokens, limits, say)
     result = {"artifact": str(artifact), "scheme": scheme, "recipe": manifest.get("recipe"),
               "arch": {"name": arch, "cpu": getattr(session, "cpu", None),

@@ -40,7 +40,7 @@ class Arch:
 
 ARCHES = {a.name: a for a in (
     # Emulated: ~0.3 s per decode step of SmolLM2 on 2 cores, so parity's defaults shrink (docs/arm64.md).
-    Arch("arm64", "edgellama.arm.checks:prepare", "ExecuTorch's aarch64 runtime under user-mode QEMU (`make arm-env`)",
+    Arch("arm64", "edgellama.arm.checks:prepare", "the runtimes' aarch64 builds under user-mode QEMU (`make arm-env`)",
          parity_defaults={"prompts": 4, "windows": 2, "gen_tokens": 32}),
 )}
 
@@ -48,10 +48,11 @@ ARCHES = {a.name: a for a in (
 TARGETS = {t.name: t for t in (
     Target("xnnpack", "edgellama.export.executorch_xnnpack", "xnnpack-8da4w", "executorch",
            "edgellama.runtime.executorch_session:ExecuTorchSession", "last", "ExecuTorch .pte for ARM CPUs (XNNPACK)",
-           bench="edgellama.runtime.bench_textllm:TextLLMBench", arches={"arm64": "edgellama.arm.session:ArmSession"}),
+           bench="edgellama.runtime.bench_textllm:TextLLMBench", arches={"arm64": "edgellama.arm.session:ArmExecuTorchSession"}),
     Target("onnx", "edgellama.export.onnx_cpu", "onnx-4w", "onnxruntime",
            "edgellama.runtime.onnx_session:OnnxSession", "all", "ONNX Runtime on CPU (MatMulNBits)",
-           defaults={"accuracy_level": 1}, bench="edgellama.runtime.bench_genai:GenAIBench"),
+           defaults={"accuracy_level": 1}, bench="edgellama.runtime.bench_genai:GenAIBench",
+           arches={"arm64": "edgellama.arm.session:ArmOnnxSession"}),
     Target("qnn", "edgellama.export.qnn_htp", "qnn-a16w4", "onnxruntime-qnn",
            "edgellama.runtime.qnn_session:htp_session", "all",
            "Snapdragon NPU: Hexagon HTP through ONNX Runtime's QNN EP (--soc)",

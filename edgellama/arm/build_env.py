@@ -23,7 +23,7 @@ class Step:
 
 
 def check_runtime(env: ArmEnv, say) -> str:
-    """The guest imports torch and executorch's runtime (about 20 s under QEMU)."""
+    """The guest imports ExecuTorch (with torch) and ONNX Runtime (about 20 s under QEMU)."""
     from .launch import guest_command
     from .paths import GUEST
     from .profiles import qemu_cpu
@@ -62,7 +62,7 @@ STEPS = (
     Step("sysroot", "arm64 Debian sysroot with Python 3.11 (apt download, dpkg -x)", _sysroot),
     Step("wheels", "aarch64 wheels at the project's pins (pip --target)", _wheels),
     Step("stubs", "stub libraries for the CUDA pieces of the aarch64 torch wheel", _stubs),
-    Step("check", "import torch and executorch's runtime in the guest", check_runtime),
+    Step("check", "the guest imports the runtimes: ExecuTorch (with torch), ONNX Runtime", check_runtime),
 )
 
 

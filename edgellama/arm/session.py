@@ -1,7 +1,8 @@
-"""A `.pte` run by ExecuTorch's aarch64 runtime under QEMU, as a Session: the guest worker
+"""An artifact run by its runtime's aarch64 build under QEMU, as a Session: the guest worker
 (guest/worker.py) is started once per session and asked for logits over a pipe. The arithmetic is
-that of XNNPACK's aarch64 kernels on the emulated CPU; QEMU emulates instructions exactly, so
-only speed differs from a real ARM core of the same features."""
+that of the aarch64 kernels on the emulated CPU; QEMU emulates instructions exactly, so only speed
+differs from a real ARM core of the same features. `ArmExecuTorchSession` runs a .pte,
+`ArmOnnxSession` an ONNX artifact (export/targets.py maps each target to its class)."""
 from __future__ import annotations
 
 import json
@@ -37,6 +38,9 @@ def _stop(proc: subprocess.Popen, log) -> None:
 
 
 class ArmSession(Session):
+    runtime = ""  # the worker's runner: "executorch" | "onnxruntime"
+    runtime_name = ""  # for messages
+
     def __init__(self, folder: Path, manifest: dict, tokenizer=None, cpu: str | None = None,
                  say=lambda _msg: None):
         env = arm_env().require()
@@ -45,26 +49,31 @@ class ArmSession(Session):
         path = Path(folder).resolve() / meta["model_file"]
         argv, environ = guest_command(env, self.cpu, str(GUEST / "worker.py"))
         self.log = tempfile.TemporaryFile(mode="w+b")  # the guest's stderr, read back when it dies
-        say(f"starting ExecuTorch's aarch64 runtime under QEMU (-cpu {self.cpu}); importing takes ~20 s")
+        say(f"starting {self.runtime_name}'s aarch64 runtime under QEMU (-cpu {self.cpu})")
         started = time.perf_counter()
         self.proc = subprocess.Popen(argv, env=environ, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log,
                                      preexec_fn=_no_core_files)
         weakref.finalize(self, _stop, self.proc, self.log)
-        self.ready = self._reply("importing torch and executorch")["ready"]
-        self._send({"op": "load", "path": str(path)})
-        loaded = self._reply(f"loading {path}")
+        self.ready = self._reply("starting Python")["ready"]
+        self._send({"op": "load", "runtime": self.runtime, "path": str(path), **self.load_options(meta)})
+        loaded = self._reply(f"importing {self.runtime_name} and loading {path.name}")
         if not loaded["ok"]:
             from edgellama.runtime.open import unloadable
 
-            raise unloadable(path, "ExecuTorch (aarch64)", RuntimeError(loaded["error"]))
+            raise unloadable(path, f"{self.runtime_name} (aarch64)", RuntimeError(loaded["error"]))
+        self.ready.update(loaded["versions"])
         say(f"aarch64 runtime up in {time.perf_counter() - started:.0f} s ({self.ready['machine']}, "
-            f"torch {self.ready['torch']})")
-        self.metadata = loaded["metadata"]
-        self.chunk = meta["get_max_seq_len"]
+            + ", ".join(f"{k} {v}" for k, v in loaded["versions"].items() if k != "load_seconds") + ")")
+        self.metadata, self.vocab = loaded["metadata"], loaded["vocab"]
         self.tokenizer = tokenizer
-        vocab = int(self.metadata["get_vocab_size"][0])
-        self.info = SessionInfo(meta["get_max_context_len"], vocab, meta["get_n_layers"],
-                                meta["get_bos_id"] if meta["get_bos_id"] >= 0 else None, list(meta["get_eos_ids"]))
+        self.chunk, self.info = self.describe(meta)
+
+    def load_options(self, meta: dict) -> dict:
+        return {}
+
+    def describe(self, meta: dict) -> tuple[int, SessionInfo]:
+        """-> (prefill chunk length, SessionInfo) from the manifest and the loaded artifact."""
+        raise NotImplementedError
 
     # -- the pipe -------------------------------------------------------------------------------
 
@@ -115,7 +124,7 @@ class ArmSession(Session):
     def prefill(self, tokens):
         self._check_room(len(tokens))
         rows = []
-        for i in range(0, len(tokens), self.chunk):  # as the runner does for prompts over get_max_seq_len
+        for i in range(0, len(tokens), self.chunk):  # as the runners do for prompts over the chunk length
             part = tokens[i:i + self.chunk]
             logits = self.forward(part)
             self.pos += len(part)
@@ -123,13 +132,34 @@ class ArmSession(Session):
         return np.concatenate(rows)
 
     def reset(self):
-        self.pos = 0  # custom_sdpa reads only cache positions below the current one
-
-    def runtime_metadata(self) -> dict:
-        return {name: (v[0] if len(v) == 1 and not name.endswith("_ids") else v)
-                for name, v in sorted(self.metadata.items())}
+        # custom_sdpa and GroupQueryAttention read only cache positions below the current one
+        self.pos = 0
 
     def close(self) -> None:
         if self.proc.poll() is None:
             self._send({"op": "quit"})
             self.proc.wait(timeout=30)
+
+
+class ArmExecuTorchSession(ArmSession):
+    runtime, runtime_name = "executorch", "ExecuTorch"
+
+    def describe(self, meta):
+        return meta["get_max_seq_len"], SessionInfo(meta["get_max_context_len"], self.vocab, meta["get_n_layers"],
+                                                    meta["get_bos_id"] if meta["get_bos_id"] >= 0 else None,
+                                                    list(meta["get_eos_ids"]))
+
+    def runtime_metadata(self) -> dict:
+        return {name: (v[0] if len(v) == 1 and not name.endswith("_ids") else v)
+                for name, v in sorted(self.metadata.items())}
+
+
+class ArmOnnxSession(ArmSession):
+    runtime, runtime_name = "onnxruntime", "ONNX Runtime"
+
+    def load_options(self, meta):
+        return {"cache": [meta["n_layers"], meta["n_kv_heads"], meta["max_context_len"], meta["head_dim"]]}
+
+    def describe(self, meta):
+        return meta["max_seq_len"], SessionInfo(meta["max_context_len"], self.vocab or meta["vocab_size"], meta["n_layers"],
+                                                meta["bos_id"], list(meta["eos_ids"]))

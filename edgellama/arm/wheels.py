@@ -1,4 +1,4 @@
-"""PyPI's aarch64 wheels of the runtime, at the versions installed on the host (the project's pins:
+"""PyPI's aarch64 wheels of the runtimes (ExecuTorch with torch, ONNX Runtime), at the versions installed on the host (the project's pins:
 the .pte format and the kernels must be the ones the artifact was exported with), unpacked with
 pip --target for the guest's Python 3.11. No dependency resolution: the list is what executorch's
 runtime and torch import, measured."""
@@ -9,7 +9,7 @@ import sys
 from importlib import metadata
 
 # Pinned by pyproject.toml; the host's installed versions are those pins.
-RUNTIME = ("executorch", "torch", "numpy")
+RUNTIME = ("executorch", "torch", "numpy", "onnxruntime")
 # Pure-Python (or small C) modules that `import torch` and executorch's runtime import.
 SUPPORT = ("filelock", "flatbuffers", "fsspec", "jinja2", "markupsafe", "mpmath", "networkx", "packaging",
            "pyyaml", "ruamel.yaml", "sympy", "tabulate", "typing_extensions", "setuptools")
@@ -33,8 +33,8 @@ def pins() -> list[str]:
 
 def install_wheels(env, say) -> str:
     wanted = pins()
-    say(f"pip install --target {env.site} (aarch64, Python 3.11): {' '.join(wanted[:3])} and "
-        f"{len(wanted) - 3} small ones, ~470 MB")
+    say(f"pip install --target {env.site} (aarch64, Python 3.11): {' '.join(wanted[:len(RUNTIME)])} and "
+        f"{len(wanted) - len(RUNTIME)} small ones, ~490 MB")
     platforms = [arg for p in PLATFORMS for arg in ("--platform", p)]
     subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--upgrade", "--target", str(env.site),
                     "--only-binary=:all:", "--python-version", "3.11", "--implementation", "cp", *platforms,

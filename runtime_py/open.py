@@ -53,9 +53,32 @@ def check_artifact_memory(folder: Path, manifest: dict, force: bool) -> None:
     check_memory(parts, force, "re-export with a smaller --max-context-len")
 
 
-def open_artifact(folder: str | Path, manifest: dict | None = None, force_memory: bool = False):
+def check_arch(manifest: dict, arch: str | None, cpu: str | None):
+    """`--arch` / `--cpu` against the artifact, before any model loads -> the Arch (None: this machine).
+    Its `prepare` refuses an unknown CPU profile or an environment not built yet."""
+    from edgellama.export.targets import ARCHES, TARGETS, by_runtime, load
+
+    if arch is None:
+        if cpu is not None:
+            raise InputError(f"--cpu {cpu}: picks an emulated CPU, so it needs --arch ({', '.join(ARCHES)})")
+        return None
+    if arch not in ARCHES:
+        raise InputError(f"--arch {arch}: unknown; use one of {', '.join(ARCHES)} (or leave it out for this machine)")
+    target = by_runtime(manifest["runtime"].get("runtime"))
+    if target is None or arch not in target.arches:
+        runs = [t.name for t in TARGETS.values() if arch in t.arches]
+        raise InputError(f"--arch {arch}: runs {', '.join(runs)} artifacts only, and this one is "
+                         f"{manifest['runtime'].get('runtime')}; leave --arch out to check it on this machine")
+    load(ARCHES[arch].prepare)(cpu)
+    return ARCHES[arch]
+
+
+def open_artifact(folder: str | Path, manifest: dict | None = None, force_memory: bool = False,
+                  arch: str | None = None, cpu: str | None = None, say=lambda _msg: None):
     """An exported artifact folder -> (Session, manifest). The manifest's hashes are checked first
-    (pass `manifest` from `read_artifact_manifest` when they have just been checked)."""
+    (pass `manifest` from `read_artifact_manifest` when they have just been checked). `arch`: run it
+    on that architecture's kernels instead of this machine's (export/targets.py ARCHES; check it with
+    `check_arch` first)."""
     folder = Path(folder)
     manifest = manifest or read_artifact_manifest(folder)
     check_artifact_memory(folder, manifest, force_memory)
@@ -71,7 +94,10 @@ def open_artifact(folder: str | Path, manifest: dict | None = None, force_memory
     target = by_runtime(runtime)
     if target is None:
         raise InputError(f"{folder / 'manifest.json'}: runtime {runtime!r} is not supported by this edgellama version")
-    session = load(target.session)(folder, manifest, tokenizer)
+    if arch is None:
+        session = load(target.session)(folder, manifest, tokenizer)
+    else:
+        session = load(target.arches[arch])(folder, manifest, tokenizer, cpu=cpu, say=say)
     check_vocab(tokenizer, session.info.vocab_size, tokenizer_file)
     return session, manifest
 

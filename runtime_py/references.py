@@ -1,12 +1,15 @@
 """The two references `edgellama parity` compares an artifact with, as eager Sessions:
 - "fp32": the unquantized checkpoint (how much the quantization costs);
 - "twin": the checkpoint quantized with the artifact's own recipe (whether the export is faithful).
-Torch is imported here, not in parity.py."""
+With `parity --arch`, a third: HOST, the same artifact run on this machine's kernels (what the
+architecture alone changes). Torch is imported here, not in parity.py."""
 from __future__ import annotations
 
 from pathlib import Path
 
 from edgellama.errors import InputError
+
+HOST = "x86"  # the reference name of the artifact run on this (x86_64) machine, next to an emulated run
 
 
 def is_export_source(manifest: dict, path: Path) -> bool:

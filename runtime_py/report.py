@@ -7,8 +7,9 @@ import hashlib
 import json
 from pathlib import Path
 
-REFERENCES = ("fp32", "twin")
-TITLES = {"fp32": "vs fp32 (quality)", "twin": "vs same-recipe twin (fidelity)"}
+REFERENCES = ("fp32", "twin", "x86")
+TITLES = {"fp32": "vs fp32 (quality)", "twin": "vs same-recipe twin (fidelity)",
+          "x86": "arm vs x86 (same artifact)"}
 # (metric, label, format) rows of the table and the Markdown report
 ROWS = (("positions", "positions compared", "{:d}"), ("top1_agreement", "top-1 agreement", "{:.4f}"),
         ("top5_overlap", "top-5 overlap", "{:.4f}"), ("kl_mean", "KL(ref‖artifact) mean, nats", "{:.3g}"),
@@ -40,11 +41,16 @@ def cell(result: dict, ref: str, metric: str, spec: str) -> tuple[str, bool | No
     return text + "  (" + ", ".join(("≥ " if lim["bound"] == "min" else "≤ ") + f"{lim['value']:g}" for lim in limits) + ")", ok
 
 
+def on_arch(result: dict) -> str:
+    arch = result.get("arch")
+    return f" on {arch['name']} (QEMU -cpu {arch['cpu']})" if arch else ""
+
+
 def terminal_table(result: dict):
     from rich.table import Table
 
     refs = [r for r in REFERENCES if r in result["references"]]
-    table = Table(title=f"parity of {result['artifact']} ({result['scheme']})", title_justify="left")
+    table = Table(title=f"parity of {result['artifact']} ({result['scheme']}){on_arch(result)}", title_justify="left")
     table.add_column("metric")
     for ref in refs:
         table.add_column(TITLES[ref], justify="right")
@@ -59,7 +65,7 @@ def terminal_table(result: dict):
 
 def markdown(result: dict) -> str:
     refs = [r for r in REFERENCES if r in result["references"]]
-    lines = [f"# Parity: {result['artifact']}", "",
+    lines = [f"# Parity: {result['artifact']}{on_arch(result)}", "",
              f"**{result['verdict']}** — scheme `{result['scheme']}`, recipe `{result['recipe']}`, "
              f"thresholds `{result['thresholds_file']}`", ""]
     lines += [f"- {f}" for f in result["failures"]] + ([""] if result["failures"] else [])

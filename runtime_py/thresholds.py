@@ -3,7 +3,8 @@ file (`data/thresholds.toml` ships with the package; `--thresholds FILE` replace
 
 A table `[SCHEME.REFERENCE]` holds keys `METRIC_min` / `METRIC_max`, where METRIC is a key of the
 parity metrics (`top1_agreement`, `kl_mean`, ...). REFERENCE is `twin` (fidelity: the eager model
-quantized with the artifact's own recipe) or `fp32` (quality: the unquantized model)."""
+quantized with the artifact's own recipe), `fp32` (quality: the unquantized model) or `x86` (with
+`parity --arch arm64`: the same artifact run on this x86 machine)."""
 from __future__ import annotations
 
 import math
@@ -14,11 +15,11 @@ from pathlib import Path
 
 from edgellama.errors import InputError
 
-REFERENCES = ("fp32", "twin")
+REFERENCES = ("fp32", "twin", "x86")
 METRICS = ("top1_agreement", "top5_overlap", "kl_mean", "kl_p99", "kl_max", "max_abs_logit_diff",
            "mean_abs_logit_diff", "cosine_mean", "cosine_min", "ppl_ratio", "greedy_match_mean",
            "greedy_match_min", "greedy_full_match")
-ROLE = {"twin": "fidelity", "fp32": "quality"}
+ROLE = {"twin": "fidelity", "fp32": "quality", "x86": "arm vs x86"}
 
 
 @dataclass
@@ -58,7 +59,7 @@ def load_thresholds(path: Path | None) -> dict[str, list[Limit]]:
         out[scheme] = []
         for ref, keys in refs.items():
             if ref not in REFERENCES or not isinstance(keys, dict):
-                raise InputError(f"--thresholds {path}: [{scheme}.{ref}] is not a reference; use [{scheme}.twin] or [{scheme}.fp32]")
+                raise InputError(f"--thresholds {path}: [{scheme}.{ref}] is not a reference; use [{scheme}.twin], [{scheme}.fp32] or [{scheme}.x86]")
             for key, value in keys.items():
                 metric, _, bound = key.rpartition("_")
                 if metric not in METRICS or bound not in ("min", "max") or not isinstance(value, (int, float)):

@@ -307,7 +307,7 @@ def test_shipped_thresholds_cover_every_scheme():
     limits = load_thresholds(None)
     for scheme in SCHEMES:
         refs = {lim.reference for lim in limits[scheme]}
-        assert refs == {"fp32", "twin"}, scheme
+        assert {"fp32", "twin"} <= refs <= {"fp32", "twin", "x86"}, scheme  # x86: `--arch arm64` only
         twin = {(lim.metric, lim.bound): lim.value for lim in limits[scheme] if lim.reference == "twin"}
         if scheme not in ("8da4w", "8da8w"):  # weight-only and float exports must be near-exact
             assert twin[("top1_agreement", "min")] >= 0.99 and twin[("kl_mean", "max")] <= 1e-3, scheme

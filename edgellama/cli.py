@@ -427,7 +427,7 @@ def bundle(artifacts: list[Path] = typer.Argument(..., help="Artifact folders of
            name: Optional[str] = typer.Option(None, "--name", help="Bundle name, its folder on the phone (default: the --out name)."),
            parity: list[Path] = typer.Option([], "--parity", help="parity.json from `edgellama parity --report` on one of the artifacts (repeatable)."),
            as_json: bool = typer.Option(False, "--json", help="Print the bundle manifest as JSON.")):
-    """Bundle the artifacts of one model for the Android app (manifest.json per android_demo/bundle.schema.json)."""
+    """Bundle the artifacts of one model for the Android app (manifest.json per edgellama/android/bundle.schema.json)."""
     from .android.bundle import make_bundle
 
     manifest = make_bundle(artifacts, out_path, name, parity)

@@ -9,8 +9,9 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-ARTIFACT = REPO / "artifacts" / "smollm2-xnnpack-8da4w"
+# In the working folder: `make demo` runs in the checkout (artifacts/ is git-ignored there), and an
+# installed package must not write beside itself in site-packages.
+ARTIFACT = Path("artifacts") / "smollm2-xnnpack-8da4w"
 
 
 def say(msg: str) -> None:

@@ -2,28 +2,31 @@
 `python -m edgellama.cli` process, no --debug), on tiny models, and print the counts: tracebacks,
 wrong exit codes, internal errors (exit 3), error lines that are not exactly one.
 
-    .venv/bin/python tests/bad_input_sweep.py [--work DIR] [--jobs 2]
+    .venv/bin/python tests/bad_input_sweep.py [--work DIR] [--jobs 2] [--report bench/results/bad_input_sweep.md]
 
-Takes ~10 min on 2 cores (two tiny exports, then ~40 processes that each import torch). Exit status 0
+Takes ~10 min on 2 quiet cores (two tiny exports, then ~50 processes that each import torch, four of
+them small exports that must succeed). Exit status 0
 when every case got its expected exit code with one error line and no traceback."""
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import platform
 import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from datetime import datetime, timezone
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-import torch  # noqa: E402
-
-from checkpoints import hf_model, write_gguf, write_hf, write_meta  # noqa: E402
-from conftest import VOCAB, training_text  # noqa: E402
+from checkpoints import hf_model, odd_width_hf, write_gguf, write_hf, write_meta  # noqa: E402
+from conftest import REPO, VOCAB, training_text  # noqa: E402
 from test_bad_artifacts import flip_byte, rehash  # noqa: E402
 
 
@@ -38,15 +41,6 @@ def tokenizer(work: Path, vocab: int, name: str) -> Path:
                                    vocab_size=vocab, model_type="bpe", byte_fallback=True, minloglevel=2,
                                    bos_id=1, eos_id=2, unk_id=0, pad_id=-1)
     return work / f"{name}.model"
-
-
-def odd_width_model(path: Path, sp: Path) -> Path:
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    cfg = LlamaConfig(vocab_size=VOCAB, hidden_size=80, intermediate_size=192, num_hidden_layers=1,
-                      num_attention_heads=5, num_key_value_heads=1, max_position_embeddings=128)
-    torch.manual_seed(0)
-    return write_hf(path, LlamaForCausalLM(cfg).eval(), tokenizer=sp)
 
 
 def edit_json(path: Path, change) -> Path:
@@ -66,7 +60,7 @@ def prepare(work: Path) -> dict:
     sp = tokenizer(work, VOCAB, "tok")
     model = hf_model(VOCAB)
     base = {"sp": sp, "meta": write_meta(work / "meta", model.state_dict(), 1, tokenizer=sp),
-            "hf": write_hf(work / "hf", model, tokenizer=sp), "w80": odd_width_model(work / "w80", sp),
+            "hf": write_hf(work / "hf", model, tokenizer=sp), "w80": odd_width_hf(work / "w80", sp),
             "big_sp": tokenizer(work, 500, "big"),
             "gguf_ffn320": write_gguf(work / "ffn320.gguf", model.state_dict(), sp, hidden_dim=320)}
     for name, extra in (("pte", []), ("onnx", ["--target", "onnx"])):
@@ -150,7 +144,8 @@ def cases(work: Path, b: dict) -> list[tuple[str, list, str | None, int]]:
     (work / "a_file").write_text("mine")
     c.append(("--out under a file", *cli("export", "--model", b["meta"], "--out", work / "a_file" / "x"), 2))
     c.append(("--force onto a file", *cli("export", "--model", b["meta"], "--out", work / "a_file", "--force"), 2))
-    c.append(("--out unwritable (/sys)", *cli("export", "--model", b["meta"], "--out", "/sys/edgellama-out"), 2))
+    if b.get("rofs"):
+        c.append(("--out on a read-only filesystem", *cli("export", "--model", b["meta"], "--out", b["rofs"] / "art"), 2))
     c.append(("--out SRC --force", *cli("export", "--model", b["meta"], "--out", b["meta"], "--force"), 2))
     user = work / "user_folder"
     user.mkdir(exist_ok=True)
@@ -168,6 +163,20 @@ def cases(work: Path, b: dict) -> list[tuple[str, list, str | None, int]]:
     c.append(("--quant 8da8w --group-size 32",
               *cli("export", "--model", b["meta"], "--quant", "8da8w", "--group-size", "32", "--out", work / "g8"), 2))
     c.append(("parity --reference of other dimensions", *cli("parity", b["pte"], "--reference", b["w80"]), 2))
+    for name, content in [("binary", b"\x00\x01binary\x00" * 50), ("latin-1", "caf\xe9 cr\xe8me ".encode("latin-1") * 40)]:
+        text = work / f"{name}.txt"
+        text.write_bytes(content)
+        c.append((f"parity --text {name}", *cli("parity", b["pte"], "--text", text), 2))
+        c.append((f"eval-ppl --text {name}", *cli("eval-ppl", "--model", b["hf"], "--text", text, "--ctx", "64"), 2))
+    c.append(("--quant fp32 on widths no group size divides (exports)",
+              *cli("export", "--model", b["w80"], "--quant", "fp32", "--max-seq-len", "16", "--max-context-len", "32",
+                   "--out", work / "ok_fp32_w80"), 0))
+    (work / "ok_empty_out").mkdir()
+    c.append(("an existing empty --out (exports)",
+              *cli("export", "--model", b["meta"], "--target", "onnx", "--quant", "fp32", "--max-seq-len", "16",
+                   "--out", work / "ok_empty_out"), 0))
+    c.append(("default recipe on a model of context 256 (adjusted, exports)",
+              *cli("export", "--model", b["meta"], "--out", work / "ok_default"), 0))
     c.append(("--quant magic", *cli("export", "--model", b["meta"], "--quant", "magic", "--out", work / "m"), 2))
     c.append(("no such checkpoint", *cli("inspect", work / "nope"), 2))
     c.append(("--quant 8da8w with the default group size (adjusted, exports)",
@@ -179,37 +188,87 @@ def cases(work: Path, b: dict) -> list[tuple[str, list, str | None, int]]:
 def run_case(case) -> dict:
     name, cmd, cwd, expected = case
     res = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env={**os.environ, "EDGELLAMA_DEBUG": ""})
-    ours = [line for line in res.stderr.splitlines() if line.startswith(("error:", "internal error:"))]
+    lines = res.stderr.strip().splitlines()
+    ours = [line for line in lines if line.startswith(("error:", "internal error:"))]
+    notes = [line for line in lines if line.startswith("note:")]
     return {"case": name, "rc": res.returncode, "expected": expected, "traceback": "Traceback" in res.stderr,
-            "error_lines": len(ours), "message": ours[-1] if ours else res.stderr.strip().splitlines()[-1:]}
+            "error_lines": len(ours), "message": (ours or notes or lines or [""])[-1]}
+
+
+@contextmanager
+def read_only_filesystem(folder: Path):
+    """A real read-only tmpfs (needs root, as the tests' own); None where it cannot be mounted."""
+    folder.mkdir(exist_ok=True)
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1M", "tmpfs", str(folder)],
+                             capture_output=True).returncode == 0
+    try:
+        yield folder if mounted else None
+    finally:
+        if mounted:
+            subprocess.run(["umount", str(folder)], check=True)
+
+
+def masked(text: str, work: Path) -> str:
+    """Messages without this machine's paths, so the report can be committed."""
+    for path, name in ((work, "WORK"), (REPO, "REPO"), (Path(sys.prefix), "VENV")):
+        text = text.replace(str(path.resolve()), name).replace(str(path), name)
+    return text
+
+
+def write_report(path: Path, results: list[dict], summary: str, seconds: float, work: Path) -> None:
+    import psutil
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    machine = (f"{os.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.1f} GiB RAM "
+               f"({platform.processor() or platform.machine()}), load average {os.getloadavg()[0]:.1f} at the end")
+    bar = "\\|"  # a literal | inside a Markdown table cell
+    rows = [f"| {'ok' if r['ok'] else '**BAD**'} | {r['rc']} | {r['expected']} | {r['case']} | "
+            f"{masked(r['message'], work).replace('|', bar)} |" for r in results]
+    path.write_text("\n".join([
+        "# Bad-input sweep (issue 15, acceptance 3)", "",
+        f"Run {when} on {machine}; {seconds / 60:.1f} min in all.", "",
+        f"Command: `.venv/bin/python {masked(' '.join(sys.argv), work)}` (each case a fresh `python -m edgellama.cli` process, "
+        "no --debug; WORK is the sweep's working folder).", "",
+        f"**{summary}**", "",
+        "| | rc | want | case | last error (or note) line |", "|---|---|---|---|---|", *rows, ""]))
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--work", type=Path, help="working folder (kept; default: a temporary one, removed)")
     ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--report", type=Path, help="also write the results as Markdown to this file")
     a = ap.parse_args()
-    work = a.work or Path(tempfile.mkdtemp(prefix="edgellama-sweep-"))
+    started = time.monotonic()
+    work = (a.work or Path(tempfile.mkdtemp(prefix="edgellama-sweep-"))).resolve()
     work.mkdir(parents=True, exist_ok=True)
     try:
         base = prepare(work)  # kept across runs with --work; the damaged copies are made afresh
         shutil.rmtree(work / "cases", ignore_errors=True)
         (work / "cases").mkdir()
-        todo = cases(work / "cases", base)
-        with ThreadPoolExecutor(a.jobs) as pool:
-            results = list(pool.map(run_case, todo))
+        with read_only_filesystem(work / "cases" / "rofs") as rofs:
+            todo = cases(work / "cases", {**base, "rofs": rofs})
+            with ThreadPoolExecutor(a.jobs) as pool:
+                results = list(pool.map(run_case, todo))
     finally:
         if a.work is None:
             shutil.rmtree(work, ignore_errors=True)
     for r in results:
-        ok = r["rc"] == r["expected"] and not r["traceback"] and (r["expected"] == 0 or r["error_lines"] == 1)
-        print(f"{'ok ' if ok else 'BAD'} rc {r['rc']} (want {r['expected']})  {r['case']}: {r['message']}")
+        r["ok"] = r["rc"] == r["expected"] and not r["traceback"] and (r["expected"] == 0 or r["error_lines"] == 1)
+        print(f"{'ok ' if r['ok'] else 'BAD'} rc {r['rc']} (want {r['expected']})  {r['case']}: {masked(r['message'], work)}")
     tracebacks = sum(r["traceback"] for r in results)
     wrong = sum(r["rc"] != r["expected"] for r in results)
     internal = sum(r["rc"] == 3 for r in results)
     not_one = sum(r["expected"] and r["error_lines"] != 1 for r in results)
-    print(f"\n{len(results)} cases: {tracebacks} tracebacks, {wrong} wrong exit codes, {internal} internal errors, "
-          f"{not_one} without exactly one error line")
+    summary = (f"{len(results)} cases: {tracebacks} tracebacks, {wrong} wrong exit codes, {internal} internal errors, "
+               f"{not_one} without exactly one error line")
+    if rofs is None:
+        summary += " (no read-only filesystem could be mounted: that case was left out)"
+    print(f"\n{summary}")
+    if a.report:
+        write_report(a.report, results, summary, time.monotonic() - started, work)
+        print(f"report: {a.report}")
     return 1 if tracebacks or wrong or not_one else 0
 
 

@@ -41,6 +41,17 @@ def hf_model(vocab_size: int, tie: bool = False, seed: int = 0):
     return model
 
 
+def odd_width_hf(folder: Path, tokenizer: Path, vocab_size: int = 384) -> Path:
+    """A one-layer HF checkpoint 80 wide: no int4 group size of XNNPACK's (multiples of 32) divides
+    it, so it is the model for the scheme/width checks."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    cfg = LlamaConfig(vocab_size=vocab_size, hidden_size=80, intermediate_size=192, num_hidden_layers=1,
+                      num_attention_heads=5, num_key_value_heads=1, max_position_embeddings=128)
+    torch.manual_seed(0)
+    return write_hf(folder, LlamaForCausalLM(cfg).eval(), tokenizer=tokenizer)
+
+
 def hf_to_meta_rope(w: torch.Tensor, n_heads: int) -> torch.Tensor:
     rows, cols = w.shape
     return w.view(n_heads, 2, rows // n_heads // 2, cols).transpose(1, 2).reshape(rows, cols)

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-DEMO = Path(__file__).resolve().parents[1] / "android_demo"
+REPO = Path(__file__).resolve().parents[1]
+DEMO = REPO / "android_demo"
 CHECK = DEMO / "tools" / "check.sh"
 JAVA_CORE = DEMO / "app" / "src" / "main" / "java" / "org" / "edgellama" / "demo" / "core"
 
@@ -91,7 +92,7 @@ def schema_fields(node) -> set[str]:
 
 def test_python_and_java_name_the_same_manifest_fields():
     """Acceptance 2: the schema edgellama validates against, and the constants the app reads with."""
-    schema = json.loads((DEMO / "bundle.schema.json").read_text())
+    schema = json.loads((REPO / "edgellama" / "android" / "bundle.schema.json").read_text())
     java = (JAVA_CORE / "ManifestFields.java").read_text()
     constants = dict(re.findall(r'public static final String (\w+) = "([^"]+)";', java))
     assert schema_fields(schema) == set(constants.values())

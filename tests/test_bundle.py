@@ -1,5 +1,5 @@
 """`edgellama bundle` on the tiny model's .pte and ONNX exports: the manifest follows
-android_demo/bundle.schema.json; a flipped byte in any bundled file, artifacts of two models, and a
+edgellama/android/bundle.schema.json; a flipped byte in any bundled file, artifacts of two models, and a
 .pte that needs an operator the stock ExecuTorch Android AAR has no kernel for are refused (exit 2,
 one line, nothing left behind)."""
 from __future__ import annotations
@@ -14,7 +14,7 @@ import pytest
 
 from conftest import run_cli
 
-SCHEMA = Path(__file__).resolve().parents[1] / "android_demo" / "bundle.schema.json"
+SCHEMA = Path(__file__).resolve().parents[1] / "edgellama" / "android" / "bundle.schema.json"
 
 
 def leftovers(folder: Path) -> list[str]:

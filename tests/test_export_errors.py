@@ -5,7 +5,7 @@ import subprocess
 
 import pytest
 
-from checkpoints import write_meta
+from checkpoints import odd_width_hf, write_meta
 from conftest import run_cli
 from test_bad_input import assert_input_error
 
@@ -267,19 +267,45 @@ def test_8da8w_default_group_size_is_adjusted_and_lowering_reports_progress(ckpt
 def test_int4_on_widths_xnnpack_cannot_take_is_refused_up_front(tmp_path, sp_model):
     """Input width 80: no group size divides it, and --group-size 0 (what the group-size error used to
     suggest) failed inside the XNNPACK delegate after the quantization."""
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    from checkpoints import write_hf
-
-    cfg = LlamaConfig(vocab_size=384, hidden_size=80, intermediate_size=192, num_hidden_layers=1,
-                      num_attention_heads=5, num_key_value_heads=1, max_position_embeddings=128)
-    torch.manual_seed(0)
-    path = write_hf(tmp_path / "w80", LlamaForCausalLM(cfg).eval(), tokenizer=sp_model)
+    path = odd_width_hf(tmp_path / "w80", sp_model)
     for g in ("32", "0"):
         assert_input_error(export(path, tmp_path / "o", "--quant", "8da4w", "--group-size", g),
                            "--quant 8da4w", "multiple of 32", "has 80", "--quant 8da8w")
     assert not (tmp_path / "o").exists()
+
+
+def test_fp32_is_not_refused_for_a_group_size_it_does_not_use(tmp_path, sp_model):
+    """The default recipe's group size 32 divides none of this model's widths; fp32 has no groups, so
+    the export goes through (it was refused with the group-size error)."""
+    out = tmp_path / "o"
+    code, _, err = export(odd_width_hf(tmp_path / "w80", sp_model), out, "--quant", "fp32", "--max-seq-len", "16",
+                          "--max-context-len", "32")
+    assert code == 0, err
+    assert "group" not in err.lower(), err
+    assert (out / "model.pte").is_file()
+
+
+def test_sigkilled_export_leaves_staging_that_the_next_export_removes(ckpt, tmp_path):
+    """A real SIGKILL mid-export: only a hidden staging folder is left (nothing complete-looking at
+    --out), and the next export to the same parent removes it because its pid is gone."""
+    import os
+    import signal
+    import sys
+    import time
+
+    out = tmp_path / "art"
+    args = ("--target", "onnx", "--quant", "fp32", "--max-seq-len", "16", "--max-context-len", "32")
+    proc = subprocess.Popen([sys.executable, "-m", "edgellama.cli", "export", "--model", str(ckpt), "--out", str(out),
+                             *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while not list(tmp_path.glob(".art.partial-*")) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    assert proc.wait() == -signal.SIGKILL, "the export finished before it could be killed"
+    assert [p.name.split("-")[0] for p in tmp_path.iterdir()] == [".art.partial"] and not out.exists()
+    code, _, err = export(ckpt, out, *args)
+    assert code == 0, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["art"]
 
 
 def test_loser_of_two_exports_to_the_same_out_gets_one_line_and_leaves_nothing(tmp_path):

@@ -373,7 +373,7 @@ def test_run_streams_text_while_generating(fp32_pte, monkeypatch):
 @pytest.mark.slow
 def test_smollm2_default_export_passes_parity(tmp_path_factory):
     """The embedded SmolLM2 with the default recipe passes the shipped limits (measured by hand
-    2026-11-26: vs twin top-1 0.911, KL 0.0226; vs fp32 top-1 0.750, KL 0.281; README, Parity)."""
+    2026-11-26: vs twin top-1 0.911, KL 0.0226; vs fp32 top-1 0.750, KL 0.281; docs/parity.md)."""
     artifact = tmp_path_factory.mktemp("smol") / "smollm2-8da4w"
     code, _, err = run_cli("export", "--recipe", "xnnpack-8da4w", "--out", artifact)
     assert code == 0, err

@@ -1,6 +1,6 @@
 """Issue 15, acceptance 1: edgellama works as a user gets it. The committed tree is cloned into a
 temporary folder with nothing beside it, pip-installed (not editable) into a fresh venv, and from an
-unrelated working folder the default `export` and `parity` run on a small model: both succeed.
+unrelated working folder the default `export`, `bundle` and `parity` run on a small model: all succeed.
 
 Slow: the venv installs torch, executorch and onnxruntime (from the local wheel store / pip cache)."""
 from __future__ import annotations
@@ -48,6 +48,9 @@ def test_pip_installed_from_a_lone_clone_exports_and_passes_parity(tmp_path, tin
     assert manifest["recipe"] == "xnnpack-8da4w"
     assert manifest["calibration"]["file"].startswith("edgellama:wikitext-2/"), manifest["calibration"]
     assert "lowering to XNNPACK: partition 8/8" in res.stderr  # progress lines reach the user
+    # the bundle schema and the AAR's kernel list are package data too
+    run([edgellama, "bundle", "art", "--out", "bundle", "--name", "tiny"], cwd=work)
+    assert json.loads((work / "bundle" / "manifest.json").read_text())["name"] == "tiny"
     # Defaults, except the quality limits: a random tiny model loses far more to int4 than a trained
     # one (measured here: top-1 vs fp32 0.58 against the shipped 0.68), so it gets the limits
     # test_parity gives it; the fidelity limits stay the shipped ones.

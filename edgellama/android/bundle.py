@@ -1,5 +1,5 @@
 """`edgellama bundle`: the artifacts of one model (the .pte folder, the ONNX folder, ...) copied into
-one bundle with a manifest.json that follows android_demo/bundle.schema.json.
+one bundle with a manifest.json that follows edgellama/android/bundle.schema.json.
 
     NAME/manifest.json              the bundle manifest (schema above)
     NAME/executorch/...             one sub-folder per artifact: its files and its export manifest.json

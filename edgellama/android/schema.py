@@ -1,4 +1,5 @@
-"""android_demo/bundle.schema.json: the bundle manifest's one schema, read by edgellama and the app."""
+"""bundle.schema.json (beside this module): the bundle manifest's one schema. edgellama validates
+against it; the app's field constants (android_demo, ManifestFields.java) are tested against it."""
 from __future__ import annotations
 
 import json
@@ -7,15 +8,14 @@ from pathlib import Path
 
 from edgellama.errors import InputError
 
-# The schema lives with the app that reads it; edgellama is installed editable from this checkout
-# (the Makefile does so), so the file is found beside the package.
-SCHEMA_FILE = Path(__file__).resolve().parents[2] / "android_demo" / "bundle.schema.json"
+# Package data, so a pip-installed edgellama (no checkout beside it) bundles too.
+SCHEMA_FILE = Path(__file__).resolve().parent / "bundle.schema.json"
 
 
 @lru_cache(maxsize=1)
 def schema() -> dict:
     if not SCHEMA_FILE.is_file():
-        raise InputError(f"{SCHEMA_FILE}: missing; install edgellama from its checkout (`make .venv/.installed`)")
+        raise InputError(f"{SCHEMA_FILE}: missing from the installed package; reinstall edgellama")
     return json.loads(SCHEMA_FILE.read_text())
 
 

@@ -13,7 +13,7 @@ import org.json.JSONArray;
 import org.json.JSONException;
 import org.json.JSONObject;
 
-/** A bundle's manifest.json (android_demo/bundle.schema.json), read with Android's org.json. */
+/** A bundle's manifest.json (edgellama/android/bundle.schema.json), read with Android's org.json. */
 public final class BundleManifest {
     public static final String FILE_NAME = "manifest.json";
 

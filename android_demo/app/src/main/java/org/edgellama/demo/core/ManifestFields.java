@@ -1,7 +1,7 @@
 package org.edgellama.demo.core;
 
 /**
- * Every field name of a bundle's manifest.json, as android_demo/bundle.schema.json names them. The
+ * Every field name of a bundle's manifest.json, as edgellama/android/bundle.schema.json names them. The
  * readers use only these constants, and tests/test_android.py checks that this list and the schema's
  * property names are the same set, so the Python and Java sides cannot drift apart silently.
  */

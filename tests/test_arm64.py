@@ -14,7 +14,7 @@ import sys
 import pytest
 
 from conftest import run_cli
-from test_parity import export_tiny, failure_lines, tiny_thresholds  # noqa: F401  (a fixture)
+from test_parity import export_scaled_fault, failure_lines, tiny_thresholds  # noqa: F401  (a fixture)
 
 
 def arm_env_missing() -> str | None:
@@ -121,18 +121,7 @@ def test_tiny_onnx_on_arm64_matches_x86(tiny_onnx_artifact, tiny_thresholds, wid
 def test_scaled_weight_is_caught_on_arm64(tiny_meta, tmp_path, monkeypatch, tiny_thresholds):
     """Acceptance 3: one layer's int4 scales x1.5 in the .pte fails on arm64 as on x86
     (test_parity.test_scaled_weight_is_caught), against the twin and against fp32's limits too."""
-    import edgellama.layerwise
-
-    real = edgellama.layerwise.quantize_checkpoint
-
-    def quantize_then_scale(ckpt, spec, *a, **kw):
-        model = real(ckpt, spec, *a, **kw)
-        model.layers[1].feed_forward.w2.weight.scale.mul_(1.5)
-        return model
-
-    with monkeypatch.context() as m:
-        m.setattr(edgellama.layerwise, "quantize_checkpoint", quantize_then_scale)
-        artifact = export_tiny(tiny_meta, tmp_path / "scaled", "xnnpack-8da4w")
+    artifact = export_scaled_fault(tiny_meta, tmp_path / "scaled", monkeypatch)
     code, out, err = arm_parity(artifact, "--thresholds", tiny_thresholds, "--json")
     assert code == 1, out + err
     lines = failure_lines(err)

@@ -23,6 +23,23 @@ TINY_QUALITY = {"8da4w": {"top1_agreement_min": 0.2, "kl_mean_max": 1.2},
                 "4w": {"top1_agreement_min": 0.2, "kl_mean_max": 1.2}}
 
 
+def export_scaled_fault(model: Path, out: Path, monkeypatch) -> Path:
+    """A .pte whose layer-1 w2 int4 scales are x1.5 after quantization: the manifest hashes still
+    hold, but the .pte no longer computes its recipe."""
+    import edgellama.layerwise
+
+    real = edgellama.layerwise.quantize_checkpoint
+
+    def quantize_then_scale(ckpt, spec, *a, **kw):
+        quantized = real(ckpt, spec, *a, **kw)
+        quantized.layers[1].feed_forward.w2.weight.scale.mul_(1.5)
+        return quantized
+
+    with monkeypatch.context() as m:
+        m.setattr(edgellama.layerwise, "quantize_checkpoint", quantize_then_scale)
+        return export_tiny(model, out, "xnnpack-8da4w")
+
+
 def export_tiny(model: Path, out: Path, recipe: str) -> Path:
     code, _, err = run_cli("export", "--model", model, "--recipe", recipe, "--max-seq-len", "32",
                            "--max-context-len", "160", "--out", out)
@@ -127,18 +144,7 @@ def test_json_output_and_threshold_override(fp32_pte, tmp_path):
 def test_scaled_weight_is_caught(tiny_meta, tmp_path, monkeypatch, tiny_thresholds):
     """(a) one layer's int4 weight scales ×1.5 after quantization: the manifest hashes still hold,
     but the .pte no longer computes its recipe. Caught vs the twin even with 8da4w's loose limits."""
-    import edgellama.layerwise
-
-    real = edgellama.layerwise.quantize_checkpoint
-
-    def quantize_then_scale(ckpt, spec, *a, **kw):
-        model = real(ckpt, spec, *a, **kw)
-        model.layers[1].feed_forward.w2.weight.scale.mul_(1.5)
-        return model
-
-    with monkeypatch.context() as m:
-        m.setattr(edgellama.layerwise, "quantize_checkpoint", quantize_then_scale)
-        artifact = export_tiny(tiny_meta, tmp_path / "scaled", "xnnpack-8da4w")
+    artifact = export_scaled_fault(tiny_meta, tmp_path / "scaled", monkeypatch)
     code, out, err = parity(artifact, "--thresholds", tiny_thresholds)
     assert code == 1, out + err
     lines = failure_lines(err)

@@ -1,5 +1,6 @@
 """The Snapdragon NPU target (`--target qnn`): per part a prompt graph (AR = --prefill-len), a token
-graph (AR = 1) and a first-token graph (AR = 1, position 0's own encodings) with static shapes, 16-bit activations and edgellama's int4 weights
+graph (AR = 1) and a first-token graph (AR = 1, position 0's own encodings) with static shapes,
+16-bit activations and edgellama's int4 weights
 (`qnn_graph.py`), activation encodings calibrated on text (`qnn_calibrate.py`), each graph compiled
 by ONNX Runtime's QNN EP into an EP-context model + QNN context binary for the chosen SoC.
 

@@ -20,8 +20,8 @@ import numpy as np
 
 from .session import Session, SessionInfo
 
-GRAPHS = ("prompt", "token", "first")  # a part's graphs; artifacts written before "first" have two
 FIRST = "first"
+GRAPHS = ("prompt", "token", FIRST)  # a part's graphs; artifacts written before FIRST have two
 MASK_VALUE = -100.0  # exp(-100) is nothing next to any real score, and the range stays small for uint16
 
 

@@ -19,6 +19,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -74,6 +75,7 @@ def main() -> None:
     p.add_argument("--bench", type=Path, help="`edgellama bench --compare --json` of these artifacts, in this order")
     p.add_argument("--runs", type=int, default=5)
     p.add_argument("--name", default="onnx_mixed_precision-smollm2")
+    p.add_argument("--note", default="", help="appended to the Markdown note (e.g. figures measured elsewhere)")
     a = p.parse_args()
     folders, given = labelled(a.artifacts, "artifact"), labelled(a.parity, "--parity")
     rows = {label: summary(f, parity(f, given.get(label))) for label, f in folders.items()}
@@ -99,7 +101,8 @@ def main() -> None:
             f"--compare --threads 2 --runs {bench['settings']['runs']}` (onnxruntime-genai, {bench['settings']['prompt_len']}-token prompt, "
             f"{bench['settings']['gen_len']} new tokens, medians). Load average (1/5/15 min) at start "
             f"{load['start'][0]:.1f}/{load['start'][1]:.1f}/{load['start'][2]:.1f}, at end {load['end'][0]:.1f}: "
-            f"other jobs shared the 2 cores, so compare the ratios, not the absolute speeds.")
+            f"other jobs shared the 2 cores, so compare the ratios, not the absolute speeds. Bench JSON written "
+            f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(bench_json.stat().st_mtime))}. {a.note}").strip()
     print(write_results(a.name, {"rows": rows, "bench": {k: bench[k] for k in ("settings", "load_average", "ratios")},
                                  "os_loadavg_end": os.getloadavg()}, table, header, note))
 

@@ -95,11 +95,11 @@ def main() -> None:
     table = [[label, r["made_by"], levels(r), r["output"], r["keep_8bit"], r["data_mib"], r["top1_vs_fp32"],
               r["kl_vs_fp32"], r["ppl_ratio_vs_fp32"], r["top1_vs_twin"], r["decode_tok_s"],
               round(r["decode_tok_s"] / base, 3)] for label, r in rows.items()]
-    load = bench["load_average"]
+    load, settings = bench["load_average"], bench["settings"]
     note = (f"Quality: `edgellama parity --json` defaults (22 prompts + 32 greedy tokens, 4 x 128 WikiText-2 test tokens), "
             f"the XNNPACK default measured {XNNPACK_DEFAULT_TOP1} top-1 vs fp32 there (docs/parity.md). Speed: `edgellama bench "
-            f"--compare --threads 2 --runs {bench['settings']['runs']}` (onnxruntime-genai, {bench['settings']['prompt_len']}-token prompt, "
-            f"{bench['settings']['gen_len']} new tokens, medians). Load average (1/5/15 min) at start "
+            f"--compare --threads 2 --runs {settings['runs']}` (onnxruntime-genai, {settings['prompt_len']}-token prompt, "
+            f"{settings['gen_len']} new tokens, medians). Load average (1/5/15 min) at start "
             f"{load['start'][0]:.1f}/{load['start'][1]:.1f}/{load['start'][2]:.1f}, at end {load['end'][0]:.1f}: "
             f"other jobs shared the 2 cores, so compare the ratios, not the absolute speeds. Bench JSON written "
             f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(bench_json.stat().st_mtime))}. {a.note}").strip()

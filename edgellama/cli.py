@@ -178,7 +178,7 @@ def export_cmd(out: Path = typer.Option(..., "--out", "-o", help="Artifact folde
                max_seq_len: Optional[int] = typer.Option(None, "--max-seq-len", help="Most tokens per forward call."),
                max_context_len: Optional[int] = typer.Option(None, "--max-context-len", help="KV-cache positions."),
                dtype: Optional[str] = typer.Option(None, "--dtype"),
-               accuracy_level: Optional[int] = typer.Option(None, "--accuracy-level", help="onnx: MatMulNBits accuracy_level, 1 = fp32 (default), 4 = int8 activations."),
+               accuracy_level: Optional[int] = typer.Option(None, "--accuracy-level", help="onnx: MatMulNBits accuracy_level, 1 = fp32 (onnx-4w), 4 = int8 activations (the default recipe, onnx-4w-a8-mixed)."),
                calibration: Optional[str] = typer.Option(None, "--calibration", help="Text for calibrating algorithms (default: WikiText-2 valid.txt)."),
                soc: Optional[str] = typer.Option(None, "--soc", help="qnn: the Snapdragon SoC to compile for (SM8550, SM8650 default, SM8750, SM8850, SC8380XP)."),
                prefill_len: Optional[int] = typer.Option(None, "--prefill-len", help="qnn: tokens per prompt-graph call (= --max-seq-len); must divide --max-context-len."),

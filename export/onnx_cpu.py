@@ -110,4 +110,13 @@ def write_model(model, tokenizer, options: ExportOptions, folder: Path, say) -> 
             "max_context_len": options.max_context_len, "vocab_size": a.vocab_size, "n_layers": a.n_layers,
             "n_kv_heads": a.n_kv_heads, "head_dim": a.head_dim,
             "bos_id": tokenizer.bos_id, "eos_ids": list(tokenizer.eos_ids),
-            "accuracy_level": options.accuracy_level, "ops": op_counts(graph)}
+            "accuracy_level": options.accuracy_level, "ops": op_counts(graph), **thresholds_key(options)}
+
+
+def thresholds_key(options: ExportOptions) -> dict:
+    """Which `parity` limits apply (runtime_py/data/thresholds.toml). At accuracy_level 4 ONNX Runtime
+    quantizes activations to int8, which the weight-only eager twin does not, so the artifact is judged
+    by its own table (`4w-a8`, `8w-a8`); otherwise by the scheme's (no key: the scheme's name)."""
+    if options.accuracy_level == 4 and options.quant in ("4w", "8w"):
+        return {"thresholds": f"{options.quant}-a8"}
+    return {}

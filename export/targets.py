@@ -49,7 +49,7 @@ TARGETS = {t.name: t for t in (
     Target("xnnpack", "edgellama.export.executorch_xnnpack", "xnnpack-8da4w", "executorch",
            "edgellama.runtime.executorch_session:ExecuTorchSession", "last", "ExecuTorch .pte for ARM CPUs (XNNPACK)",
            bench="edgellama.runtime.bench_textllm:TextLLMBench", arches={"arm64": "edgellama.arm.session:ArmExecuTorchSession"}),
-    Target("onnx", "edgellama.export.onnx_cpu", "onnx-4w", "onnxruntime",
+    Target("onnx", "edgellama.export.onnx_cpu", "onnx-4w-a8-mixed", "onnxruntime",
            "edgellama.runtime.onnx_session:OnnxSession", "all", "ONNX Runtime on CPU (MatMulNBits)",
            defaults={"accuracy_level": 1}, bench="edgellama.runtime.bench_genai:GenAIBench",
            arches={"arm64": "edgellama.arm.session:ArmOnnxSession"}),

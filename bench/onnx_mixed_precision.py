@@ -79,7 +79,7 @@ def main() -> None:
     a = p.parse_args()
     folders, given = labelled(a.artifacts, "artifact"), labelled(a.parity, "--parity")
     rows = {label: summary(f, parity(f, given.get(label))) for label, f in folders.items()}
-    bench_json = a.bench or Path(f"/tmp/{a.name}-bench.json")
+    bench_json = a.bench or REPO / ".cache" / f"{a.name}-bench.json"  # git-ignored
     if a.bench is None:
         subprocess.run([*CLI, "bench", "--compare", *map(str, folders.values()), "--threads", "2", "--runs", str(a.runs),
                         "--json", "--out", str(bench_json)], check=True, cwd=REPO, stdout=subprocess.DEVNULL)

@@ -84,7 +84,7 @@ def tiny_bundle(tmp_path_factory, tiny_pte, tiny_onnx_artifact):
 
 @pytest.fixture(scope="session")
 def tiny_onnx(tmp_path_factory, tiny_meta):
-    """The tiny model exported with the default ONNX recipe (onnx-4w)."""
+    """The tiny model exported with the onnx-4w recipe (weight-only at accuracy level 1: equals its twin)."""
     out = tmp_path_factory.mktemp("art") / "tiny-onnx-4w"
     code, _, err = run_cli("export", "--model", tiny_meta, "--recipe", "onnx-4w", "--max-seq-len", "32",
                            "--max-context-len", "160", "--out", out)

@@ -61,19 +61,3 @@ def check_memory(parts: dict[str, int], force: bool, fix: str) -> None:
     detail = " + ".join(f"{name} {b / GiB:.2f} GiB" for name, b in parts.items())
     raise InputError(f"not enough memory: needs about {need / GiB:.1f} GiB ({detail} + {OVERHEAD / GiB:.1f} GiB runtime) "
                      f"but {have / GiB:.1f} GiB is available; {fix}, or pass --force-memory to try anyway")
-
-
-def return_freed_heap() -> None:
-    """Hand memory Python has freed back to the system. glibc keeps freed heap pages mapped, so after a
-    7B export released its model part by part the process still held ~6 GiB under every later QNN
-    compile; one shared-context compile of SmolLM2 left 1.18 GiB of anonymous RSS, 0.23 GiB after this
-    (docs/qnn.md). A no-op where the C library has no malloc_trim (macOS, musl)."""
-    import ctypes
-    import ctypes.util
-    import gc
-
-    gc.collect()
-    try:
-        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from edgellama.errors import InputError
-from edgellama.memory import return_freed_heap
+
 from edgellama.runtime.qnn_session import FIRST, GRAPHS
 
 from .options import ExportOptions
@@ -186,6 +186,8 @@ def write_model(model, tokenizer, options: ExportOptions, folder: Path, say) -> 
 def release_weights(model, part) -> None:
     """Drop what a written part used (its layers, the embedding, the head): write_model consumes the
     model, so a 7B export holds its quantized weights only until their graphs are written."""
+    import gc
+
     from torch import nn
 
     for i in range(part.first, part.last):
@@ -194,7 +196,7 @@ def release_weights(model, part) -> None:
         model.tok_embeddings = nn.Module()
     if part.has_head:
         model.norm, model.output = nn.Module(), nn.Module()
-    return_freed_heap()
+    gc.collect()
 
 
 def write_qdq_graphs(model, prompt, encodings: dict, weights: PartWeights, p: int, say) -> dict:
@@ -229,7 +231,6 @@ def compile_part(folder: Path, p: int, soc: str, name: str, say) -> dict:
     out["binaries"] = sorted(f.name for f in folder.glob(f"part{p}-*.{suffix}_qnn.bin"))
     out["bytes"] = sum((folder / b).stat().st_size for b in out["binaries"])
     out["compile_seconds"] = round(time.perf_counter() - t0, 1)
-    return_freed_heap()  # the shared context's compile leaves ~0.4x its peak behind otherwise
     return out
 
 

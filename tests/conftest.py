@@ -52,9 +52,10 @@ def tiny_meta(tmp_path_factory, tiny_hf, sp_model):
     return write_meta(tmp_path_factory.mktemp("ckpt") / "meta", tiny_hf.state_dict(), 2, tokenizer=sp_model)
 
 
-def export_tiny(tmp_path_factory, ckpt: Path, recipe: str, name: str) -> Path:
+def export_tiny(tmp_path_factory, ckpt: Path, name: str, *choice: str) -> Path:
+    """The tiny model exported as `choice` says (e.g. "--recipe", "onnx-4w"), at test sizes."""
     out = tmp_path_factory.mktemp("art") / name
-    code, _, err = run_cli("export", "--model", ckpt, "--recipe", recipe, "--max-seq-len", "32",
+    code, _, err = run_cli("export", "--model", ckpt, *choice, "--max-seq-len", "32",
                            "--max-context-len", "160", "--out", out)
     assert code == 0, err
     return out
@@ -64,30 +65,21 @@ def export_tiny(tmp_path_factory, ckpt: Path, recipe: str, name: str) -> Path:
 def tiny_pte(tmp_path_factory, tiny_meta):
     """The tiny model exported with the default recipe (xnnpack-8da4w); shared by the export and
     parity tests because lowering it takes most of a minute."""
-    return export_tiny(tmp_path_factory, tiny_meta, "xnnpack-8da4w", "tiny-8da4w")
-
-
-@pytest.fixture(scope="session")
-def tiny_onnx_artifact(tmp_path_factory, tiny_meta):
-    """The tiny model exported to ONNX (onnx-4w), from the same checkpoint as tiny_pte."""
-    return export_tiny(tmp_path_factory, tiny_meta, "onnx-4w", "tiny-onnx-4w")
-
-
-@pytest.fixture(scope="session")
-def tiny_bundle(tmp_path_factory, tiny_pte, tiny_onnx_artifact):
-    """`edgellama bundle` of tiny_pte and tiny_onnx_artifact, as the folder `tiny`."""
-    out = tmp_path_factory.mktemp("bundles") / "tiny"
-    code, _, err = run_cli("bundle", tiny_pte, tiny_onnx_artifact, "--out", out)
-    assert code == 0, err
-    return out
+    return export_tiny(tmp_path_factory, tiny_meta, "tiny-8da4w", "--recipe", "xnnpack-8da4w")
 
 
 @pytest.fixture(scope="session")
 def tiny_onnx(tmp_path_factory, tiny_meta):
-    """The tiny model exported with the onnx-4w recipe (weight-only at accuracy level 1: equals its twin)."""
-    out = tmp_path_factory.mktemp("art") / "tiny-onnx-4w"
-    code, _, err = run_cli("export", "--model", tiny_meta, "--recipe", "onnx-4w", "--max-seq-len", "32",
-                           "--max-context-len", "160", "--out", out)
+    """The tiny model exported with the onnx-4w recipe (weight-only at accuracy level 1: equals its
+    twin), from the same checkpoint as tiny_pte. Tests read it; those that change it copy it first."""
+    return export_tiny(tmp_path_factory, tiny_meta, "tiny-onnx-4w", "--recipe", "onnx-4w")
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(tmp_path_factory, tiny_pte, tiny_onnx):
+    """`edgellama bundle` of tiny_pte and tiny_onnx, as the folder `tiny`."""
+    out = tmp_path_factory.mktemp("bundles") / "tiny"
+    code, _, err = run_cli("bundle", tiny_pte, tiny_onnx, "--out", out)
     assert code == 0, err
     return out
 

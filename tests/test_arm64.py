@@ -105,10 +105,10 @@ def test_tiny_pte_on_arm64_prints_three_comparisons(tiny_pte, tiny_thresholds, w
 
 @pytest.mark.slow
 @needs_arm_env
-def test_tiny_onnx_on_arm64_matches_x86(tiny_onnx_artifact, tiny_thresholds, wide_table):
+def test_tiny_onnx_on_arm64_matches_x86(tiny_onnx, tiny_thresholds, wide_table):
     """Item 4: ONNX Runtime's aarch64 wheel runs the same way (no torch, no stubs). At accuracy
     level 1 MatMulNBits computes in fp32, so arm and x86 agree to float rounding."""
-    code, out, err = arm_parity(tiny_onnx_artifact, "--thresholds", tiny_thresholds, "--json")
+    code, out, err = arm_parity(tiny_onnx, "--thresholds", tiny_thresholds, "--json")
     assert code == 0, out + err
     result = json.loads(out)
     assert set(result["references"]) == {"fp32", "twin", "x86"}

@@ -56,8 +56,8 @@ def check_result(r: dict, prompt_len: int, gen_len: int, runs: int, artifact) ->
 
 
 @pytest.mark.parametrize("which,runner", [("pte", "TextLLMRunner"), ("onnx", "onnxruntime-genai")])
-def test_bench_json_counts_and_rates(tiny_pte, tiny_onnx_artifact, tmp_path, which, runner):
-    artifact = {"pte": tiny_pte, "onnx": tiny_onnx_artifact}[which]
+def test_bench_json_counts_and_rates(tiny_pte, tiny_onnx, tmp_path, which, runner):
+    artifact = {"pte": tiny_pte, "onnx": tiny_onnx}[which]
     out = tmp_path / "bench.json"
     record = bench_json(artifact, *SMALL, "--runs", "3", "--out", out)
     assert set(record) == {"format_version", "machine", "settings", "load_average", "results", "ratios"}
@@ -70,21 +70,21 @@ def test_bench_json_counts_and_rates(tiny_pte, tiny_onnx_artifact, tmp_path, whi
     check_result(r, 40, 12, 3, artifact)
 
 
-def test_compare_rotates_the_load_order(tiny_pte, tiny_onnx_artifact):
-    record = bench_json("--compare", tiny_pte, tiny_onnx_artifact, *SMALL, "--runs", "2")
+def test_compare_rotates_the_load_order(tiny_pte, tiny_onnx):
+    record = bench_json("--compare", tiny_pte, tiny_onnx, *SMALL, "--runs", "2")
     assert record["settings"]["rotations"] == 2 and record["settings"]["idle_gap_s"] > 0
     pte, onnx = record["results"]
-    for r, artifact in ((pte, tiny_pte), (onnx, tiny_onnx_artifact)):
+    for r, artifact in ((pte, tiny_pte), (onnx, tiny_onnx)):
         check_result(r, 40, 12, 4, artifact)  # 2 runs in each of the 2 load orders
         assert [run["rotation"] for run in r["runs"]] == [1, 1, 2, 2]
         assert len(r["runs"]) == 4
     (ratio,) = record["ratios"]
-    assert ratio["to"] == str(tiny_pte) and ratio["artifact"] == str(tiny_onnx_artifact)
+    assert ratio["to"] == str(tiny_pte) and ratio["artifact"] == str(tiny_onnx)
     assert ratio["decode_tok_s"] == pytest.approx(onnx["decode_tok_s"]["median"] / pte["decode_tok_s"]["median"])
 
 
-def test_the_table_names_the_machine(tiny_onnx_artifact):
-    code, out, err = run_cli("bench", tiny_onnx_artifact, *SMALL, "--runs", "1", "--warmup", "0")
+def test_the_table_names_the_machine(tiny_onnx):
+    code, out, err = run_cli("bench", tiny_onnx, *SMALL, "--runs", "1", "--warmup", "0")
     assert code == 0, err
     assert "decode tok/s" in out and "memory bandwidth" in out and "cores" in out
 
@@ -112,11 +112,11 @@ def test_short_prompt_file_is_one_line(tiny_pte, tmp_path):
     assert "--prompt-file" in line and "fewer than --prompt-len 40" in line
 
 
-def test_several_artifacts_need_compare(tiny_pte, tiny_onnx_artifact):
-    assert "add --compare" in one_line_error(*run_cli("bench", tiny_pte, tiny_onnx_artifact)[::2])
+def test_several_artifacts_need_compare(tiny_pte, tiny_onnx):
+    assert "add --compare" in one_line_error(*run_cli("bench", tiny_pte, tiny_onnx)[::2])
 
 
-def test_a_worker_runs_in_the_interpreter_its_spec_names(tiny_onnx_artifact, tmp_path):
+def test_a_worker_runs_in_the_interpreter_its_spec_names(tiny_onnx, tmp_path):
     """A peer whose runtime lives in a venv of its own (llama.cpp) names that venv's python in its spec."""
     import sys
 
@@ -126,7 +126,7 @@ def test_a_worker_runs_in_the_interpreter_its_spec_names(tiny_onnx_artifact, tmp
     python = tmp_path / "python"
     python.write_text(f'#!/bin/sh\necho "$@" > {marker}\nexec {sys.executable} "$@"\n')
     python.chmod(0o755)
-    subject = artifact_subject(tiny_onnx_artifact, 1, 52, force_memory=False)
+    subject = artifact_subject(tiny_onnx, 1, 52, force_memory=False)
     subject.spec["python"] = str(python)
     (r,) = measure([subject], Settings(40, 12, 1, 0, 1, None))["results"]
     assert "edgellama.runtime.bench_worker" in marker.read_text()

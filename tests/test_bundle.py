@@ -75,8 +75,8 @@ def flipped_copy(artifact: Path, name: str, dest: Path) -> Path:
 @pytest.mark.parametrize("which,name", [("pte", "model.pte"), ("pte", "tokenizer.model"), ("onnx", "model.onnx"),
                                         ("onnx", "model.onnx.data"), ("onnx", "genai_config.json"),
                                         ("onnx", "tokenizer.json")])
-def test_flipped_byte_is_refused(tmp_path, tiny_pte, tiny_onnx_artifact, which, name):
-    good = {"pte": tiny_pte, "onnx": tiny_onnx_artifact}
+def test_flipped_byte_is_refused(tmp_path, tiny_pte, tiny_onnx, which, name):
+    good = {"pte": tiny_pte, "onnx": tiny_onnx}
     bad = flipped_copy(good[which], name, tmp_path)
     others = [a for k, a in good.items() if k != which]
     out = tmp_path / "out"
@@ -111,9 +111,9 @@ def test_operator_outside_the_stock_aar_is_refused(tmp_path, tiny_pte):
     assert not out.exists() and leftovers(tmp_path) == []
 
 
-def test_artifacts_of_two_models_are_refused(tmp_path, tiny_pte, tiny_onnx_artifact):
+def test_artifacts_of_two_models_are_refused(tmp_path, tiny_pte, tiny_onnx):
     other = tmp_path / "other-model"
-    shutil.copytree(tiny_onnx_artifact, other)
+    shutil.copytree(tiny_onnx, other)
     manifest = json.loads((other / "manifest.json").read_text())
     manifest["source"]["files"][0]["sha256"] = "0" * 64
     (other / "manifest.json").write_text(json.dumps(manifest))

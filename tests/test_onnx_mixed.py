@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from conftest import run_cli
+from conftest import export_tiny, run_cli
 
 
 def linears_of(node_name: str) -> list[str]:
@@ -21,11 +21,7 @@ def linears_of(node_name: str) -> list[str]:
 @pytest.fixture(scope="module")
 def default_onnx(tmp_path_factory, tiny_meta):
     """The tiny model exported for --target onnx with no --recipe: the target's default recipe."""
-    out = tmp_path_factory.mktemp("mixed") / "tiny-onnx-default"
-    code, _, err = run_cli("export", "--model", tiny_meta, "--target", "onnx", "--max-seq-len", "32",
-                           "--max-context-len", "160", "--out", out)
-    assert code == 0, err
-    return out
+    return export_tiny(tmp_path_factory, tiny_meta, "tiny-onnx-default", "--target", "onnx")
 
 
 def test_default_onnx_recipe_keeps_sensitive_linears_at_8bit_level_4(default_onnx):

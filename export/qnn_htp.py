@@ -10,6 +10,7 @@ on a phone on the NPU); `genai_config.json` describes the set as an onnxruntime-
 decoder-pipeline."""
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import time
@@ -30,10 +31,11 @@ if TYPE_CHECKING:
 SOCS = {"SM8550": (43, 73), "SM8650": (57, 75), "SM8750": (69, 79), "SM8850": (87, 81), "SC8380XP": (60, 73)}
 BLOCK_SIZES = (16, 32, 64)  # int4 block sizes the HTP compiled and computed right (docs/qnn.md); 8-bit: one block per row
 SCHEMES = ("4w", "8w")
-# Bytes of weights per part. One HTP context must stay under 2 GB (ai-hub-models#129), and compiling
-# a part takes ~8x its weight bytes of RAM (a 7B part of 11 layers, 1.2 GB: 9.4 GB), so 1 GiB: a 7B
-# model in 4 parts of 8 layers, the split Qualcomm ships for Llama 2 7B.
-PART_LIMIT = 1 << 30
+# Bytes of weights per part. One HTP context must stay under 2 GB (ai-hub-models#129), but on a
+# 24 GiB machine the compiler's memory binds first: compiling a part's three graphs into one shared
+# context peaks at ~11x the part's weight bytes beside the ~3 GiB the export still holds (7B parts of
+# 1.1 GB: 15.45 GiB peak RSS; of 804 MiB: 10.94 GiB; docs/qnn.md). 640 MiB: a 7B model in 6 parts.
+PART_LIMIT = 640 << 20
 GENAI_CONFIG = "genai_config.json"
 # Two forms of a part's compiled contexts: name -> (file suffix, do its two graphs share one copy of the weights?).
 # The x86 simulator loads only contexts compiled one per graph (shared ones fail with
@@ -65,21 +67,38 @@ def check_options(options: ExportOptions) -> None:
         raise InputError(f"--parts {options.parts}: use auto or a positive number of parts")
 
 
-def layer_bytes(model, i: int) -> int:
-    def bits(p):
-        return int(str(p.target_dtype).removeprefix("torch.int")) if hasattr(p, "qdata") else 32
-    return sum(p.numel() * bits(p) // 8 for p in model.layers[i].parameters())
+def weight_bytes(model) -> list[int]:
+    """Bytes each layer's weights take in the graphs: integers at their bit width, float tensors as
+    uint16 (qnn_graph.py), the embedding table counted with the first layer and the head with the last."""
+    def size(p):
+        return p.numel() * (int(str(p.target_dtype).removeprefix("torch.int")) if hasattr(p, "qdata") else 16) // 8
+
+    sizes = [sum(size(p) for p in layer.parameters()) for layer in model.layers]
+    sizes[0] += size(model.tok_embeddings.weight)
+    sizes[-1] += size(model.output.weight)
+    return sizes
 
 
-def plan_parts(model, parts: str) -> list[tuple[int, int]]:
-    """Consecutive layer ranges; `auto`: as few parts as keep every part's weights under PART_LIMIT."""
-    n = model.args.n_layers
-    if parts == "auto":
-        total = sum(layer_bytes(model, i) for i in range(n)) + 2 * model.args.vocab_size * model.args.dim
-        count = max(1, math.ceil(total / PART_LIMIT))
-    else:
-        count = min(int(parts), n)
-    bounds = [round(k * n / count) for k in range(count + 1)]
+def plan_parts(sizes: list[int], parts: str) -> list[tuple[int, int]]:
+    """Consecutive layer ranges of about equal bytes (`sizes`: weight_bytes); `auto`: as few parts as
+    keep each under PART_LIMIT."""
+    if parts != "auto":
+        return balanced(sizes, min(int(parts), len(sizes)))
+    for count in range(max(1, math.ceil(sum(sizes) / PART_LIMIT)), len(sizes) + 1):
+        plan = balanced(sizes, count)
+        if max(sum(sizes[s:e]) for s, e in plan) <= PART_LIMIT:
+            return plan
+    return plan  # a single layer over the limit: one layer per part is the least there is
+
+
+def balanced(sizes: list[int], count: int) -> list[tuple[int, int]]:
+    """`count` ranges of at least one layer, each ending where the running total is nearest its share."""
+    total, running = sum(sizes), list(itertools.accumulate(sizes))  # running[j - 1]: bytes of layers before j
+    bounds = [0]
+    for k in range(1, count):
+        ends = range(bounds[-1] + 1, len(sizes) - (count - k) + 1)
+        bounds.append(min(ends, key=lambda j: abs(running[j - 1] - k * total / count)))
+    bounds.append(len(sizes))
     return list(zip(bounds[:-1], bounds[1:]))
 
 
@@ -147,7 +166,7 @@ def write_model(model, tokenizer, options: ExportOptions, folder: Path, say) -> 
     qnn_devices()  # fails early, with the install hint, when onnxruntime-qnn is missing
     a = model.args
     ar, context = options.max_seq_len, options.max_context_len
-    plan = plan_parts(model, options.parts)
+    plan = plan_parts(weight_bytes(model), options.parts)
     soc_model, arch = SOCS[options.soc]
     meta = {"runtime": "onnxruntime-qnn", "provider": "QNNExecutionProvider (HTP)", "soc": options.soc,
             "soc_model": soc_model, "htp_arch": arch, "qairt": qairt_version(), "prefill_len": ar,

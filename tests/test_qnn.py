@@ -35,7 +35,7 @@ def test_export_writes_compiled_prompt_and_token_graphs(qnn_artifact):
     rt = manifest["runtime"]
     assert rt["runtime"] == "onnxruntime-qnn" and rt["soc"] == "SM8650" and (rt["soc_model"], rt["htp_arch"]) == (57, 75)
     assert rt["qairt"].startswith("2.")
-    assert [p["layers"] for p in rt["parts"]] == [[0, 2], [2, 3]]  # --parts 2 over 3 layers
+    assert [p["layers"] for p in rt["parts"]] == [[0, 1], [1, 3]]  # --parts 2 over 3 layers: split by bytes, the embedding in part 0
     for part in rt["parts"]:
         sim, device = part["contexts"]["simulator"], part["contexts"]["device"]
         assert len(sim["binaries"]) == 3 and len(device["binaries"]) == 1  # the device set: one context, all graphs
@@ -56,7 +56,7 @@ def test_the_first_token_has_encodings_of_its_own(qnn_artifact):
     import onnx
     from onnx import numpy_helper
 
-    def scale(kind, key="layers.1.residual1"):
+    def scale(kind, key="layers.0.residual1"):
         graph = onnx.load(str(qnn_artifact / f"part0-{kind}.qdq.onnx"), load_external_data=False).graph
         return next(float(numpy_helper.to_array(t).reshape(-1)[0]) for t in graph.initializer if t.name == f"{key}.scale")
 
@@ -135,6 +135,24 @@ def test_the_kv_cache_is_8_bit_and_16_bit_runs_on_the_htp(qnn_artifact, tiny_met
     assert np.isfinite(session.prefill([5, 6, 7])).all()
     assert_input_error(run_cli("export", "--model", tiny_meta, *FAST, "--kv-bits", "4", "--out", tmp_path / "o"),
                        "--kv-bits 4", "8 or 16")
+
+
+def test_auto_parts_keep_a_7b_model_within_the_part_limit():
+    """Llama 2 7B's weights as the qnn graphs hold them (int4 linears, uint16 embedding table, 8-bit
+    head): `--parts auto` plans 6 parts of about equal bytes, each under PART_LIMIT (what a 7B compile
+    fits in on a 24 GiB machine, docs/qnn.md)."""
+    from edgellama.export.qnn_htp import PART_LIMIT, plan_parts
+
+    dim, hidden, vocab = 4096, 11008, 32000
+    sizes = [(4 * dim * dim + 3 * dim * hidden) // 2 + 2 * dim * 2] * 32
+    sizes[0] += vocab * dim * 2
+    sizes[-1] += vocab * dim
+    plan = plan_parts(sizes, "auto")
+    assert len(plan) == 6 and plan[0][0] == 0 and plan[-1][1] == 32
+    assert all(a[1] == b[0] for a, b in zip(plan, plan[1:]))  # consecutive
+    assert all(sum(sizes[s:e]) <= PART_LIMIT for s, e in plan)
+    assert plan[0][1] - plan[0][0] < plan[1][1] - plan[1][0]  # the embedding table weighs in part 0
+    assert plan_parts(sizes, "4") == [(0, 6), (6, 15), (15, 24), (24, 32)]
 
 
 def test_unknown_soc_lists_the_known_ones(tiny_meta, tmp_path):

@@ -38,6 +38,7 @@ import peer_quality  # noqa: E402
 TEXTLLM = "edgellama.runtime.bench_textllm:TextLLMBench"
 GENAI = "edgellama.runtime.bench_genai:GenAIBench"
 LLAMACPP = "llamacpp_peer:LlamaCppBench"
+ONNX_DEFAULT = "onnx-4w-a8-mixed"  # export/targets.py: the onnx target's default recipe
 BLOCK, ACCURACY = 32, 4  # the ONNX peers: onnxruntime-genai's builder defaults for int4 on CPU
 
 
@@ -94,7 +95,7 @@ class Builders:
     def ours_onnx(self) -> Peer:
         from onnx_decode_speed import ensure_ours
 
-        return self._ours("edgellama-onnx", ensure_ours(self.cache, "onnx-4w", [])[0], "genai")
+        return self._ours("edgellama-onnx", ensure_ours(self.cache, ONNX_DEFAULT, [])[0], "genai")
 
     def export_llm(self) -> Peer:
         from decode_speed import build_peer, peer_options

@@ -85,27 +85,28 @@ def chart(rec: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     peers = rec["peers"]
-    fig, (speed, quality) = plt.subplots(1, 2, figsize=(12, 4.8))
+    fig, (speed, quality) = plt.subplots(1, 2, figsize=(12, 5.6))
     bandwidth = rec["floor_bandwidth_gb_s"]
-    for key, p in peers.items():
-        mib = p["size_bytes"] / MIB
-        speed.scatter(mib, p["decode_tok_s"]["median"])
-        speed.annotate(key, (mib, p["decode_tok_s"]["median"]), fontsize=8, xytext=(4, 3), textcoords="offset points")
+    # One colour and marker per artifact, named once in the legend below: labels beside points overlap
+    # where artifacts are about the same size.
+    markers = "osD^vP*X"
+    for i, (key, p) in enumerate(peers.items()):
+        mib, style = p["size_bytes"] / MIB, {"color": f"C{i}", "marker": markers[i % len(markers)], "s": 45}
+        top1 = f", top-1 {p['top1_vs_fp32']:.2f}" if p["top1_vs_fp32"] is not None else ""
+        speed.scatter(mib, p["decode_tok_s"]["median"], label=f"{key} ({mib:.0f} MiB{top1})", **style)
         if p["ppl_delta"] is not None:
-            quality.scatter(mib, p["ppl_delta"])
-            quality.annotate(f"{key} (top-1 {p['top1_vs_fp32']:.2f})", (mib, p["ppl_delta"]), fontsize=8,
-                             xytext=(4, 3), textcoords="offset points")
+            quality.scatter(mib, p["ppl_delta"], **style)
     xs = sorted(p["size_bytes"] / MIB for p in peers.values())
     grid = [xs[0] * 0.9 + i * (xs[-1] * 1.1 - xs[0] * 0.9) / 50 for i in range(51)]
     speed.plot(grid, [bandwidth * 1e9 / (x * MIB) for x in grid], "k--", lw=0.8,
                label=f"floor if every byte is read per token ({bandwidth} GB/s)")
     speed.set(xlabel="model size (MiB)", ylabel="decode tok/s (median)", title="Decode speed against size")
     speed.set_ylim(bottom=0)
-    speed.legend(fontsize=8)
+    fig.legend(*speed.get_legend_handles_labels(), loc="lower center", ncol=3, fontsize=8, frameon=False)
     quality.set(xlabel="model size (MiB)", ylabel="perplexity - fp32 perplexity (WikiText-2 test)",
                 title="Quality lost against size (lower is better)")
     m, s = rec["bench"]["machine"], rec["bench"]["settings"]
     fig.suptitle(f"SmolLM2-135M-Instruct, {s['threads']} threads, {m['cpu']}", fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.14, 1, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)

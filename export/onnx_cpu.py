@@ -97,11 +97,14 @@ def write_model(model, tokenizer, options: ExportOptions, folder: Path, say) -> 
     import onnx_ir as ir
 
     from .onnx_graph import build_decoder
+    from .weight_file import WeightFile
 
-    say("building the ONNX graph")
-    graph = build_decoder(model, options.max_context_len, options.accuracy_level)
+    say("building the ONNX graph, writing its weights")
+    weights = WeightFile(folder / DATA_FILE, alignment=1)
+    graph = build_decoder(model, options.max_context_len, options.accuracy_level, weights, consume=True)
+    weights.close()
     say(f"writing {MODEL_FILE}")
-    ir.save(graph, folder / MODEL_FILE, external_data=DATA_FILE)
+    ir.save(graph, folder / MODEL_FILE)  # the weights are in DATA_FILE already; the graph refers to them
     (folder / GENAI_CONFIG).write_text(json.dumps(genai_config(model, tokenizer, options), indent=1))
     write_genai_tokenizer(tokenizer, folder)
     a = model.args

@@ -10,7 +10,11 @@ past_present_share_buffer, and OnnxSession's IO binding), the KV cache is static
 
 Per layer: SkipSimplifiedLayerNormalization (residual add + RMSNorm), one MatMulNBits for q|k|v,
 GroupQueryAttention (RoPE inside, GQA without copies), MatMulNBits for wo, one MatMulNBits for
-w1|w3, SiLU, MatMulNBits for w2."""
+w1|w3, SiLU, MatMulNBits for w2.
+
+Every weight is written to the external-data file as its node is made (`weight_file.py`), and with
+`consume` each decoder layer is dropped from the model once its nodes exist, so the writer never
+holds a second copy of the model: the peak is the quantized model, shrinking as the graph grows."""
 from __future__ import annotations
 
 import numpy as np
@@ -19,6 +23,7 @@ import onnx_ir as ir
 from edgellama.model import rope_cos_sin
 
 from .onnx_weights import BlockQuantized, concat_rows, matmul_nbits_weight
+from .weight_file import WeightFile
 
 OPSETS = {"": 23, "com.microsoft": 1}  # 23: RMSNormalization
 MS = "com.microsoft"
@@ -27,12 +32,12 @@ INT64 = ir.DataType.INT64
 
 
 class GraphBuilder:
-    def __init__(self, accuracy_level: int):
+    def __init__(self, accuracy_level: int, weights: WeightFile):
         self.tape = ir.tape.Tape()
-        self.accuracy_level = accuracy_level
+        self.accuracy_level, self.weights = accuracy_level, weights
 
     def init(self, name: str, array: np.ndarray) -> ir.Value:
-        return self.tape.initializer(ir.tensor(np.ascontiguousarray(array), name=name))
+        return self.tape.initializer(self.weights.tensor(name, lambda: array))
 
     def op(self, op_type: str, inputs, name: str, domain: str = "", outputs: int = 1, **attrs):
         if outputs == 1:
@@ -109,10 +114,14 @@ def rms_norm(g: GraphBuilder, x: ir.Value, residual: ir.Value | None, norm, name
     return normed, total
 
 
-def build_decoder(model, max_context_len: int, accuracy_level: int) -> ir.Model:
+def build_decoder(model, max_context_len: int, accuracy_level: int, weights: WeightFile,
+                  consume: bool = False) -> ir.Model:
+    """The decoder graph, its weights written to `weights`; `consume`: empty the model as it goes."""
+    from torch import nn
+
     args = model.args
     hd, n_kv = args.head_dim, args.n_kv_heads
-    g = GraphBuilder(accuracy_level)
+    g = GraphBuilder(accuracy_level, weights)
     batch, seq, total, past = "batch_size", "sequence_length", "total_sequence_length", "past_sequence_length"
     input_ids = ir.val("input_ids", INT64, ir.Shape([batch, seq]))
     attention_mask = ir.val("attention_mask", INT64, ir.Shape([batch, total]))
@@ -136,8 +145,8 @@ def build_decoder(model, max_context_len: int, accuracy_level: int) -> ir.Model:
         head = (head_w, g.init("output.qweight", head_w.packed), g.init("output.scales", head_w.scales))
     h = embedding(g, model.tok_embeddings, input_ids, head)
     residual = None
-    for i, layer in enumerate(model.layers):
-        p = f"layers.{i}"
+    for i in range(args.n_layers):
+        layer, p = model.layers[i], f"layers.{i}"
         x, residual = rms_norm(g, h, residual, layer.attention_norm, f"{p}.attention_norm")
         att = layer.attention
         names = [f"{p}.attention.{n}" for n in ("wq", "wk", "wv")]
@@ -171,6 +180,8 @@ def build_decoder(model, max_context_len: int, accuracy_level: int) -> ir.Model:
         silu = g.op("Mul", [gate, g.op("Sigmoid", [gate], f"{p}.feed_forward.sigmoid")], f"{p}.feed_forward.silu")
         h = g.linear(g.op("Mul", [silu, up], f"{p}.feed_forward.mul"), linear_weight(ff.w2, f"{p}.feed_forward.w2"),
                      f"{p}.feed_forward.w2")
+        if consume:
+            model.layers[i] = nn.Module()
     x, _ = rms_norm(g, h, residual, model.norm, "norm")
     logits = g.linear(x, head_w, "output", initializers=head[1:] if head else None)
     logits.name, logits.dtype, logits.shape = "logits", FLOAT, ir.Shape([batch, seq, args.vocab_size])

@@ -22,7 +22,7 @@ import numpy as np
 from edgellama.runtime.qnn_session import FIRST, MASK_VALUE
 
 from .qnn_graph import ACT_BITS, PartSpec, build_part
-from .qnn_weights import PartWeights
+from .weight_file import WeightFile
 
 
 HEADROOM = {16: 2.0, 8: 1.25}  # an 8-bit KV cache has less to spare
@@ -32,7 +32,7 @@ REST = "rest"  # the encodings of the prompt and token graphs; FIRST: the first 
 FIXED = {"attention_mask": (MASK_VALUE, 0.0), "position_cos": (-1.0, 1.0), "position_sin": (-1.0, 1.0)}
 
 
-def calibrate_part(model, part: PartSpec, p: int, weights: PartWeights, windows: list[list[int]], meta: dict,
+def calibrate_part(model, part: PartSpec, p: int, weights: WeightFile, windows: list[list[int]], meta: dict,
                    carried: list | None, kv_bits: int, say) -> tuple[dict, list]:
     """One part's encodings -> ({FIRST | REST: {encoding key: (lo, hi, bits)}}, the hidden states it
     hands the next part, one per call). `carried`: the previous part's, fed in the same order.
@@ -48,7 +48,7 @@ def calibrate_part(model, part: PartSpec, p: int, weights: PartWeights, windows:
     return {kind: widen(found, kv_bits) for kind, found in share_kv(ranges).items()}, carried
 
 
-def _calibrate_layer(model, layer: PartSpec, weights: PartWeights, windows: list[list[int]], meta: dict,
+def _calibrate_layer(model, layer: PartSpec, weights: WeightFile, windows: list[list[int]], meta: dict,
                      carried: list | None, ranges: dict) -> list:
     """Widen `ranges` ({FIRST | REST: ...}) by what one layer's tensors reach over the windows; -> its
     hidden outputs. The calibration graphs sit beside the part's weight file and read their weights

@@ -29,7 +29,7 @@ import onnx_ir as ir
 
 from edgellama.runtime.qnn_session import MASK_VALUE
 
-from .qnn_weights import PartWeights
+from .weight_file import WeightFile
 
 OPSET = {"": 23}  # RMSNormalization
 FLOAT, INT32 = ir.DataType.FLOAT, ir.DataType.INT32
@@ -71,7 +71,7 @@ class QdqBuilder:
     calibration graph: float activations, every tensor that will be quantized exposed as an output
     named by its encoding key. Tensors that must share an encoding use the same key."""
 
-    def __init__(self, ranges: dict | None, weights: PartWeights):
+    def __init__(self, ranges: dict | None, weights: WeightFile):
         self.tape = ir.tape.Tape()
         self.ranges = ranges
         self.weights = weights
@@ -241,7 +241,7 @@ def feed_forward(g: QdqBuilder, x: ir.Value, ff, name: str) -> ir.Value:
     return g.linear(g.act(g.op("Mul", [silu, up], f"{name}.gated")), ff.w2, f"{name}.w2")
 
 
-def build_part(model, part: PartSpec, ranges: dict | None, weights: PartWeights) -> tuple[ir.Model, list[str]]:
+def build_part(model, part: PartSpec, ranges: dict | None, weights: WeightFile) -> tuple[ir.Model, list[str]]:
     """One part's graph -> (model, the encoding keys of its extra calibration outputs, in order).
     Its weights come from (or go to) the part's weight file."""
     args = model.args

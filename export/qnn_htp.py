@@ -25,7 +25,7 @@ from edgellama.runtime.qnn_session import FIRST, GRAPHS
 from .options import ExportOptions
 
 if TYPE_CHECKING:
-    from .qnn_weights import PartWeights
+    from .weight_file import WeightFile
 
 # name -> (QNN soc_model, HTP arch); from the QNN EP's documented SoC table (docs/qnn.md).
 SOCS = {"SM8550": (43, 73), "SM8650": (57, 75), "SM8750": (69, 79), "SM8850": (87, 81), "SC8380XP": (60, 73)}
@@ -161,7 +161,7 @@ def write_model(model, tokenizer, options: ExportOptions, folder: Path, say) -> 
     from .onnx_cpu import write_genai_tokenizer
     from .qnn_calibrate import REST, calibrate_part
     from .qnn_graph import PartSpec
-    from .qnn_weights import PartWeights
+    from .weight_file import WeightFile
 
     qnn_devices()  # fails early, with the install hint, when onnxruntime-qnn is missing
     a = model.args
@@ -179,7 +179,7 @@ def write_model(model, tokenizer, options: ExportOptions, folder: Path, say) -> 
     parts, files, encodings, carried = [], [], {FIRST: {}, REST: {}}, None
     for p, (s, e) in enumerate(plan):  # one part at a time: calibrate, write, release its weights
         spec = PartSpec(s, e, a.n_layers, ar, context)
-        weights = PartWeights(folder / f"part{p}.qdq.data")
+        weights = WeightFile(folder / f"part{p}.qdq.data")
         found, carried = calibrate_part(model, spec, p, weights, windows, meta, carried, options.kv_bits, say)
         for kind, ranges in found.items():  # the next part's input encoding is this part's output encoding
             encodings[kind].update(ranges)
@@ -218,7 +218,7 @@ def release_weights(model, part) -> None:
     gc.collect()
 
 
-def write_qdq_graphs(model, prompt, encodings: dict, weights: PartWeights, p: int, say) -> dict:
+def write_qdq_graphs(model, prompt, encodings: dict, weights: WeightFile, p: int, say) -> dict:
     """Part p's prompt, token and first-token QDQ graphs, all reading the part's one weight file."""
     import onnx_ir as ir
 

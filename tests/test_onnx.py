@@ -293,6 +293,7 @@ def test_group_size_128_on_a_wider_model(tmp_path):
     import torch
 
     from edgellama.export.onnx_graph import build_decoder
+    from edgellama.export.weight_file import WeightFile
     from edgellama.model import ModelArgs, Transformer
     from edgellama.layerwise import quantize_model
     from edgellama.quant import QuantSpec, eager_twin
@@ -306,11 +307,13 @@ def test_group_size_128_on_a_wider_model(tmp_path):
         for name, p in model.named_parameters():
             p.copy_(torch.randn_like(p) * (0.1 if "norm" not in name else 0.3) + (1.0 if "norm" in name else 0.0))
     quantize_model(model, QuantSpec(scheme="4w", group_size=128, embedding="8w", output="8w"))
-    graph = build_decoder(model, 64, accuracy_level=1)
+    weights = WeightFile(tmp_path / "model.onnx.data")
+    graph = build_decoder(model, 64, accuracy_level=1, weights=weights)
+    weights.close()
     blocks = {n.name: n.attributes["block_size"].value for n in graph.graph if n.op_type == "MatMulNBits"}
     assert blocks.pop("output") == 256  # the per-channel head: its row scale repeated per block of 256
     assert set(blocks.values()) == {128}
-    ir.save(graph, tmp_path / "model.onnx", external_data="model.onnx.data")
+    ir.save(graph, tmp_path / "model.onnx")
     runtime = {"model_file": "model.onnx", "max_seq_len": 16, "max_context_len": 64, "vocab_size": 384,
                "n_layers": 2, "n_kv_heads": 2, "head_dim": 32, "bos_id": None, "eos_ids": []}
     session = OnnxSession(tmp_path, {"runtime": runtime})

@@ -1,10 +1,11 @@
-"""One part's weights, encoded once and written once to the part's data file; every graph of the
-part (calibration, prompt, token) refers to the same bytes as ONNX external tensors.
+"""Weights encoded once and written at once to an ONNX external-data file, as a graph is built; the
+graph (or, for the qnn target, every graph of a part: calibration, prompt, token, first token) refers
+to the bytes by offset.
 
-Why a file and not in-memory initializers: a 7B part holds ~2.2 billion weights. As numpy int4
-arrays (one byte per value) in each of three graphs they cost GBs next to the model they come from
-(a 7B export was OOM-killed at 19 GB that way); written here they cost one tensor at a time, and
-ONNX Runtime memory-maps aligned external data instead of copying it."""
+Why a file and not in-memory initializers: a 7B model holds ~6.7 billion weights. Kept as numpy
+arrays until the graph is saved they cost GBs next to the model they come from (a 7B qnn export was
+OOM-killed at 19 GB that way, the 7B ONNX export peaked at 10.8 GiB); written here they cost one
+tensor at a time, and ONNX Runtime memory-maps aligned external data instead of copying it."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -13,15 +14,18 @@ from typing import Callable
 import numpy as np
 import onnx_ir as ir
 
-ALIGNMENT = 64 * 1024  # ONNX Runtime maps external tensors whose offsets are aligned (else copies them)
+# Where a tensor may start: the qnn target aligns every one to 64 KiB (the allocation granularity
+# ONNX Runtime maps by); the ONNX CPU target packs densely (ORT 1.2x rounds an offset down to its
+# page itself; 64 KiB gaps between SmolLM2's ~250 tensors would add ~8 MiB to its 100 MiB).
+ALIGNMENT = 64 * 1024
 INLINE_BYTES = 4096  # smaller tensors (scales of a norm, shapes) stay in the graph itself
 
 
-class PartWeights:
+class WeightFile:
     """name -> tensor, computed by `make()` the first time a graph asks for it."""
 
-    def __init__(self, path: Path):
-        self.path = path
+    def __init__(self, path: Path, alignment: int = ALIGNMENT):
+        self.path, self.alignment = path, alignment
         self._file = open(path, "wb")
         self._external: dict[str, tuple[int, int, ir.DataType, tuple[int, ...]]] = {}
         self._inline: dict[str, ir.Tensor] = {}
@@ -40,7 +44,7 @@ class PartWeights:
                                  base_dir=self.path.parent)
 
     def _write(self, name: str, encoded: ir.Tensor) -> None:
-        offset = -self._file.tell() % ALIGNMENT + self._file.tell()
+        offset = -self._file.tell() % self.alignment + self._file.tell()
         self._file.seek(offset)
         raw = encoded.tobytes()  # int4 packed two to a byte, low nibble first (the ONNX layout)
         self._file.write(raw)

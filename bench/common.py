@@ -1,6 +1,7 @@
 """Shared by the bench scripts: where results go, what machine made them, synthetic checkpoints."""
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import platform
@@ -45,9 +46,17 @@ def run_measured(code: str) -> dict:
     return json.loads(res.stdout.strip().splitlines()[-1])
 
 
+# Model-parallel shards of Meta's own releases: 7B in 1, 13B in 2, 70B in 8.
+META_SHARDS = {"llama2-7b": 1, "llama2-13b": 2, "llama2-70b": 8}
+# The dimension along which Meta's model-parallel layers split a weight (norms are replicated).
+SPLIT_DIM = {"wq": 0, "wk": 0, "wv": 0, "w1": 0, "w3": 0, "output": 0, "wo": 1, "w2": 1, "tok_embeddings": 1}
+
+
 def synthetic_meta(config: str, dtype: str = "bf16") -> Path:
-    """A Meta-format checkpoint (1 shard) with the named shapes and random N(0, 0.02) weights.
-    Written once and kept under .cache/."""
+    """A Meta-format checkpoint with the named shapes, random N(0, 0.02) weights and Meta's number of
+    model-parallel shards (`consolidated.NN.pth`, each weight split as Meta's are). Written once,
+    kept under .cache/; one shard is in memory at a time (13B: 13 GB), each weight drawn whole from
+    a seed of its own name, so every shard slices the same tensor."""
     import torch
 
     from edgellama.model import CONFIGS
@@ -58,30 +67,33 @@ def synthetic_meta(config: str, dtype: str = "bf16") -> Path:
         synthetic_tokenizer(folder)
         return folder
     folder.mkdir(parents=True, exist_ok=True)
-    args = CONFIGS[config]
+    args, shards = CONFIGS[config], META_SHARDS[config]
     torch_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[dtype]
-    g = torch.Generator().manual_seed(0)
-
-    def rand(*shape):
-        return (torch.randn(*shape, generator=g, dtype=torch.float32) * 0.02).to(torch_dtype)
-
-    hd, state = args.head_dim, {"tok_embeddings.weight": rand(args.vocab_size, args.dim)}
+    hd = args.head_dim
+    shapes = {"tok_embeddings.weight": (args.vocab_size, args.dim)}
     for i in range(args.n_layers):
         p = f"layers.{i}."
-        state.update({
-            p + "attention.wq.weight": rand(args.n_heads * hd, args.dim),
-            p + "attention.wk.weight": rand(args.n_kv_heads * hd, args.dim),
-            p + "attention.wv.weight": rand(args.n_kv_heads * hd, args.dim),
-            p + "attention.wo.weight": rand(args.dim, args.n_heads * hd),
-            p + "feed_forward.w1.weight": rand(args.hidden_dim, args.dim),
-            p + "feed_forward.w2.weight": rand(args.dim, args.hidden_dim),
-            p + "feed_forward.w3.weight": rand(args.hidden_dim, args.dim),
-            p + "attention_norm.weight": torch.ones(args.dim, dtype=torch_dtype),
-            p + "ffn_norm.weight": torch.ones(args.dim, dtype=torch_dtype)})
-    state["norm.weight"] = torch.ones(args.dim, dtype=torch_dtype)
-    state["output.weight"] = rand(args.vocab_size, args.dim)
-    torch.save(state, folder / "consolidated.00.pth")
-    del state
+        shapes.update({p + "attention.wq.weight": (args.n_heads * hd, args.dim),
+                       p + "attention.wk.weight": (args.n_kv_heads * hd, args.dim),
+                       p + "attention.wv.weight": (args.n_kv_heads * hd, args.dim),
+                       p + "attention.wo.weight": (args.dim, args.n_heads * hd),
+                       p + "feed_forward.w1.weight": (args.hidden_dim, args.dim),
+                       p + "feed_forward.w2.weight": (args.dim, args.hidden_dim),
+                       p + "feed_forward.w3.weight": (args.hidden_dim, args.dim),
+                       p + "attention_norm.weight": (args.dim,), p + "ffn_norm.weight": (args.dim,)})
+    shapes.update({"norm.weight": (args.dim,), "output.weight": (args.vocab_size, args.dim)})
+
+    def shard_of(name: str, shape: tuple, rank: int):
+        if len(shape) == 1:
+            return torch.ones(shape, dtype=torch_dtype)
+        g = torch.Generator().manual_seed(int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "little"))
+        whole = torch.randn(*shape, generator=g, dtype=torch.float32) * 0.02
+        return whole.chunk(shards, dim=SPLIT_DIM[name.split(".")[-2]])[rank].to(torch_dtype).clone()
+
+    for rank in range(shards):
+        torch.save({name: shard_of(name, shape, rank) for name, shape in shapes.items()},
+                   folder / f"consolidated.{rank:02d}.pth")
+        print(f"wrote {folder.name}/consolidated.{rank:02d}.pth", file=sys.stderr, flush=True)
     (folder / "params.json").write_text(json.dumps({
         "dim": args.dim, "n_layers": args.n_layers, "n_heads": args.n_heads, "n_kv_heads": args.n_kv_heads,
         "multiple_of": 256, "norm_eps": args.norm_eps, "vocab_size": args.vocab_size}))

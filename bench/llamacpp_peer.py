@@ -34,21 +34,27 @@ def venv_python(cache: Path) -> Path:
 
 
 def ensure_venv(cache: Path) -> Path:
-    """The venv's python, with llama-cpp-python and edgellama installed; built once."""
+    """The venv's python, with llama-cpp-python and this checkout's edgellama installed; llama.cpp is
+    built once, edgellama reinstalled whenever the venv was made by another checkout (an editable
+    install points at the folder that made it, which may be gone)."""
     venv = cache / "llamacpp"
     python = venv_python(cache)
     done = venv / ".complete"
-    if done.exists() and json.loads(done.read_text()) == PINS:
+    stamp = {"pins": PINS, "repo": str(REPO)}
+    built = json.loads(done.read_text()) if done.exists() else None
+    if built == stamp:
         return python
     if not python.exists():
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
         print(f"building llama-cpp-python into {venv} (compiles llama.cpp: ~35 min on 2 cores)", flush=True)
-    subprocess.run([str(python), "-m", "pip", "install", "-q", *PINS], check=True)
+    llama_cpp_built = built == PINS or (isinstance(built, dict) and built["pins"] == PINS)  # PINS: the old stamp
+    if not llama_cpp_built:
+        subprocess.run([str(python), "-m", "pip", "install", "-q", *PINS], check=True)
     subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-deps", "-e", str(REPO)], check=True)
     site = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                           check=True, capture_output=True, text=True).stdout.strip()
     (Path(site) / "edgellama_bench_peers.pth").write_text(str(Path(__file__).resolve().parent) + "\n")
-    done.write_text(json.dumps(PINS))
+    done.write_text(json.dumps(stamp))
     return python
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import subprocess
 import sys
 
@@ -102,9 +103,14 @@ print(json.dumps({"base": base, "peak": status("VmHWM:")}))
 def export_peak(model, out) -> int:
     """Peak RSS above the imported runtime of one `edgellama export --recipe onnx-4w --quant-algo rtn`,
     in a fresh process (torch's allocations are invisible to tracemalloc)."""
+    # A fixed mmap threshold: glibc's own rises to the largest freed block (up to 32 MiB), after which this
+    # width's 4-11 MiB tensors come from the heap, and its fragmentation (peaks 40-90 MiB apart between runs
+    # of one export, measured) would decide the peak instead of what the code holds. A 7B layer's tensors
+    # (64-180 MiB) are above any threshold and always mmapped.
+    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": str(1 << 20)}
     res = subprocess.run([sys.executable, "-c", MEASURE, "--model", str(model), "--recipe", "onnx-4w",
                           "--quant-algo", "rtn", "--group-size", "128", "--max-seq-len", "32",
-                          "--max-context-len", "128", "--out", str(out)], capture_output=True, text=True)
+                          "--max-context-len", "128", "--out", str(out)], capture_output=True, text=True, env=env)
     assert res.returncode == 0, res.stderr[-3000:]
     measured = json.loads(res.stdout.strip().splitlines()[-1])
     return measured["peak"] - measured["base"]

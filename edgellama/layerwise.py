@@ -8,9 +8,16 @@ peak is the quantized model plus one float layer.
 
 The calibration statistics always come from the float model (the hidden states advance through
 the float layer before its weights are swapped), so streaming and in-memory quantization give
-identical weights."""
+identical weights.
+
+With `spill_dir` (a streamed export) the quantized layers are not kept either: each layer's integers
+and scales go to a `Spill` file as they are made (mixed precision must see every layer before it
+knows which linears are 8-bit, so nothing can be handed on during this pass), and the returned
+model's `layers` is a `LazyLayers` that rebuilds layer i from the spill (norms from the checkpoint)
+when the exporter first asks for it. The peak is then a few layers, not the quantized model."""
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Callable
 
 import torch
@@ -18,40 +25,68 @@ from torch import nn
 
 from .errors import InputError
 from .formats import Checkpoint
-from .model import Transformer, rope_cos_sin
+from .model import Transformer, TransformerBlock, rope_cos_sin
 from .quant import (FLOAT_SCHEMES, NEEDS_CALIBRATION, QuantSpec, algorithm, check_group_size,
                     embedding_from_head, quantize_embedding, quantize_linear, symmetric_rtn_algo, torchao_weight, untie_output)
-from .quant_math import dequantize
+from .quant_math import dequantize, symmetric_rtn
 from .schemes import SCHEMES, linear_shapes
+from .spill import Spill
 
 Progress = Callable[[str], None]
 
 
 def quantize_checkpoint(ckpt: Checkpoint, spec: QuantSpec, calibration: list[list[int]] | None = None,
-                        progress: Progress | None = None) -> Transformer:
-    """The checkpoint loaded and quantized layer by layer (see the module docstring)."""
+                        progress: Progress | None = None, spill_dir: Path | None = None) -> Transformer:
+    """The checkpoint loaded and quantized layer by layer (see the module docstring); with `spill_dir`,
+    a model whose layers are rebuilt on first use from a temporary file in that folder."""
     from .loader import build_model, layer_params, load_params
 
     if spec.scheme in FLOAT_SCHEMES:
         return build_model(ckpt, FLOAT_SCHEMES[spec.scheme])
     model = build_model(ckpt, torch.float32, layers=False)
-    return quantize_model(model, spec, progress, calibration,
-                          materialize=lambda i: load_params(model, ckpt, layer_params(model, i)),
-                          reload=lambda name: ckpt.tensors[name + ".weight"](torch.float32))
+    spill = Spill(spill_dir) if spill_dir else None
+    quantize_model(model, spec, progress, calibration,
+                   materialize=lambda i: load_params(model, ckpt, layer_params(model, i)),
+                   reload=lambda name: ckpt.tensors[name + ".weight"](torch.float32), spill=spill)
+    if spill:
+        from .lazy_layers import LazyLayers
+
+        dynamic = SCHEMES[spec.scheme][1]
+        model.layers = LazyLayers(len(model.layers), lambda i: rebuild_layer(ckpt, spill, dynamic, i, progress))
+    return model
+
+
+def rebuild_layer(ckpt: Checkpoint, spill: Spill, dynamic: bool, i: int, progress: Progress | None) -> TransformerBlock:
+    """Layer i as `quantize_model` left it: its linears from the spill, its norms from the checkpoint."""
+    with torch.device("meta"):
+        layer = TransformerBlock(ckpt.args).eval()
+    prefix = f"layers.{i}."
+    for path, linear in linears(layer):
+        linear.weight = torchao_weight(*spill.get(prefix + path), dynamic)
+    for path, p in list(layer.named_parameters()):
+        if p.is_meta:  # the norms: float, read as load_params read them during quantization
+            parent, _, leaf = path.rpartition(".")
+            setattr(layer.get_submodule(parent), leaf,
+                    nn.Parameter(ckpt.tensors[prefix + path](torch.float32), requires_grad=False))
+    if progress:
+        progress(f"layer {i} read back")
+    return layer
 
 
 @torch.no_grad()
 def quantize_model(model: Transformer, spec: QuantSpec, progress: Progress | None = None,
                    calibration: list[list[int]] | None = None,
                    materialize: Callable[[int], None] | None = None,
-                   reload: Callable[[str], torch.Tensor] | None = None) -> Transformer:
+                   reload: Callable[[str], torch.Tensor] | None = None, spill: Spill | None = None) -> Transformer:
     """In place. Float schemes only cast. Integer schemes swap every transformer linear's weight
     for a torchao quantized tensor (int4 groups, or int8 per-channel for the linears in
     `spec.keep_8bit`), then the embedding and output head as the spec says. When
     `spec.size_budget` > 1 and no `keep_8bit` is given, the 8-bit linears are chosen by measured
     sensitivity and written back into `spec.keep_8bit` (so the manifest records them).
     `materialize(i)` loads layer i's float weights before it is needed and `reload(name)` returns a
-    linear's float weight again (streaming); by default the model is already whole."""
+    linear's float weight again (streaming); by default the model is already whole. With `spill`, each
+    layer's quantized linears are written there and the layer is dropped (`model.layers[i]` becomes an
+    empty module) instead of being kept."""
     from .sensitivity import TOKENS, Sensitivity, choose_8bit
 
     if spec.scheme not in SCHEMES:
@@ -78,6 +113,12 @@ def quantize_model(model: Transformer, spec: QuantSpec, progress: Progress | Non
         sensitivity_rope = rope_for(model, min(TOKENS, len(calibration[0])))
     floats = {}  # name -> float weight, kept only when linears may still be promoted and cannot be reloaded
 
+    def store(name: str, q: torch.Tensor, scale: torch.Tensor, width: int) -> None:
+        if spill:
+            spill.put(name, q, scale, width)
+        else:
+            model.get_submodule(name).weight = torchao_weight(q, scale, width, dynamic)
+
     for i, layer in enumerate(model.layers):
         if materialize:
             materialize(i)
@@ -89,30 +130,31 @@ def quantize_model(model: Transformer, spec: QuantSpec, progress: Progress | Non
             importance = layer_input_power(layer, prefix, hidden, *rope)
             hidden = [layer(h, *rope) for h in hidden]
         algo = algorithm(spec.algo, importance)
-        chosen = {}
+        chosen, kept = {}, {}  # (path, name) -> (int values, scales): int4, and 8-bit as the keep list says
         for path, linear in linears(layer):
             name = prefix + path
             if name in keep:
-                quantize_linear(linear, 8, 0, dynamic, symmetric_rtn_algo, name)
+                kept[path, name] = symmetric_rtn(linear.weight.data, 8, 0)
             else:
                 chosen[path, name] = algo(linear.weight.data, bits, spec.group_size, name)
         if sensitivity:
             sensitivity.step(layer, {key: dequantize(q, s) for key, (q, s) in chosen.items()}, *sensitivity_rope)
         for (path, name), (q, s) in chosen.items():
-            linear = layer.get_submodule(path)
             if choosing and reload is None:
-                floats[name] = linear.weight.data
-            linear.weight = torchao_weight(q, s, bits, dynamic)
+                floats[name] = layer.get_submodule(path).weight.data
+            store(name, q, s, bits)
+        for (_, name), (q, s) in kept.items():
+            store(name, q, s, 8)
+        if spill:
+            model.layers[i] = nn.Module()  # its integers are in the spill; the float layer goes
         if progress:
             progress(f"layer {i}")
 
     if sensitivity:
         spec.keep_8bit = choose_8bit(sensitivity.finish(model.norm, model.output), shapes, spec.group_size,
                                      spec.size_budget)
-        for name in spec.keep_8bit:
-            linear = model.get_submodule(name)
-            linear.weight = nn.Parameter(reload(name) if reload else floats.pop(name), requires_grad=False)
-            quantize_linear(linear, 8, 0, dynamic, symmetric_rtn_algo, name)
+        for name in spec.keep_8bit:  # a later store replaces the int4 weight (in the model or the spill)
+            store(name, *symmetric_rtn(reload(name) if reload else floats.pop(name), 8, 0), 8)
         if progress:
             progress(f"{len(spec.keep_8bit)} sensitive linears kept at 8-bit")
     shared = spec.embedding == "head" and model.args.tie_embeddings and spec.output != "none"

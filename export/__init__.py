@@ -7,7 +7,8 @@ which writes its model file(s) into `folder` and returns the runtime metadata fo
 target with several model files lists the extra ones under `model_files`, so the manifest must hash
 them), and optionally `check_model(options, linear_shapes)` for shapes its kernels cannot take.
 This driver does what all targets share: validation, loading, quantization, the tokenizer, the
-manifest, and the atomic hand-over of the folder."""
+manifest, and the atomic hand-over of the folder. A target marked `streams_layers` (targets.py) gets
+a model whose decoder layers are rebuilt one at a time from a spill file in the staging folder."""
 from __future__ import annotations
 
 import importlib
@@ -87,11 +88,13 @@ def export(model_path: Path, options: ExportOptions, out: Path, force: bool = Fa
     check_memory({"model while lowering": 3 * needed,
                   f"KV cache of {options.max_context_len} positions": kv_cache_bytes(shape_of(ckpt.args), options.max_context_len)},
                  force_memory, "lower --max-context-len")
-    check_destination(out, force, needed, ckpt.path)
+    streams = TARGETS[options.target].streams_layers
+    check_destination(out, force, needed * (2 if streams else 1), ckpt.path)  # the spill is about the artifact's size
 
     with staging(out, force) as folder:
         say(f"loading and quantizing to {options.quant}, layer by layer")
-        model = quantize_checkpoint(ckpt, spec, calibration, progress=say)
+        model = quantize_checkpoint(ckpt, spec, calibration, progress=say,
+                                    spill_dir=folder if streams else None)
         metadata = target.write_model(model, tokenizer, options, folder, say)
         tokenizer_file = tokenizer.save(folder)
         say("writing manifest")

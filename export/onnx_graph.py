@@ -14,7 +14,8 @@ w1|w3, SiLU, MatMulNBits for w2.
 
 Every weight is written to the external-data file as its node is made (`weight_file.py`), and with
 `consume` each decoder layer is dropped from the model once its nodes exist, so the writer never
-holds a second copy of the model: the peak is the quantized model, shrinking as the graph grows."""
+holds a second copy of the model. The export hands it a streamed model (targets.Target.streams_layers:
+`model.layers` rebuilds each layer from a spill file when first indexed), so it holds about one layer."""
 from __future__ import annotations
 
 import numpy as np

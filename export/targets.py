@@ -28,6 +28,10 @@ class Target:
     # arch name (ARCHES) -> "module:Class(folder, manifest, tokenizer, cpu=, say=) -> Session" running the
     # artifact on that architecture's kernels; absent: the artifact runs on this machine only.
     arches: dict = field(default_factory=dict)
+    # True: write_model reads model.layers in order and replaces each layer with an empty module once it
+    # is written, so the driver hands it layers rebuilt one by one from a spill file (layerwise.py) and
+    # the export's peak is a few layers; False: the whole quantized model is in memory (torch.export).
+    streams_layers: bool = False
 
 
 @dataclass(frozen=True)
@@ -52,7 +56,7 @@ TARGETS = {t.name: t for t in (
     Target("onnx", "edgellama.export.onnx_cpu", "onnx-4w-a8-mixed", "onnxruntime",
            "edgellama.runtime.onnx_session:OnnxSession", "all", "ONNX Runtime on CPU (MatMulNBits)",
            defaults={"accuracy_level": 1}, bench="edgellama.runtime.bench_genai:GenAIBench",
-           arches={"arm64": "edgellama.arm.session:ArmOnnxSession"}),
+           arches={"arm64": "edgellama.arm.session:ArmOnnxSession"}, streams_layers=True),
     Target("qnn", "edgellama.export.qnn_htp", "qnn-a16w4", "onnxruntime-qnn",
            "edgellama.runtime.qnn_session:htp_session", "all",
            "Snapdragon NPU: Hexagon HTP through ONNX Runtime's QNN EP (--soc)",

@@ -184,3 +184,32 @@ def write_gguf(path: Path, hf_state: dict, sp_model: Path, qtype: str = "F32", s
     w.write_tensors_to_file()
     w.close()
     return path
+
+
+def random_meta(folder: Path, dim: int, n_layers: int, tokenizer: Path, vocab_size: int = 384, n_heads: int = 16) -> Path:
+    """A one-shard bf16 Meta checkpoint of random N(0, 0.02) weights (norms 1) of any width and depth,
+    the FFN width from Meta's rule (multiple_of 256): big layers without a transformers model behind them.
+    Each weight is drawn from a seed of its own place in the file, so two depths of one width share their
+    first layers."""
+    from edgellama.model import ffn_hidden_dim
+
+    folder.mkdir(parents=True, exist_ok=True)
+    hidden = ffn_hidden_dim(dim, 256, None)
+    shapes = {"tok_embeddings.weight": (vocab_size, dim), "norm.weight": (dim,), "output.weight": (vocab_size, dim)}
+    for i in range(n_layers):
+        p = f"layers.{i}."
+        shapes.update({p + "attention.wq.weight": (dim, dim), p + "attention.wk.weight": (dim, dim),
+                       p + "attention.wv.weight": (dim, dim), p + "attention.wo.weight": (dim, dim),
+                       p + "feed_forward.w1.weight": (hidden, dim), p + "feed_forward.w2.weight": (dim, hidden),
+                       p + "feed_forward.w3.weight": (hidden, dim),
+                       p + "attention_norm.weight": (dim,), p + "ffn_norm.weight": (dim,)})
+    state = {}
+    for k, (name, shape) in enumerate(shapes.items()):
+        g = torch.Generator().manual_seed(k)
+        state[name] = (torch.ones(shape) if len(shape) == 1 else torch.randn(*shape, generator=g) * 0.02).bfloat16()
+    torch.save(state, folder / "consolidated.00.pth")
+    (folder / "params.json").write_text(json.dumps({"dim": dim, "n_layers": n_layers, "n_heads": n_heads,
+                                                    "n_kv_heads": n_heads, "multiple_of": 256, "norm_eps": 1e-5,
+                                                    "vocab_size": -1}))
+    (folder / "tokenizer.model").write_bytes(tokenizer.read_bytes())
+    return folder

@@ -1,0 +1,63 @@
+"""Quantized linears parked on disk between quantization and the exporter.
+
+A streamed export (`layerwise.quantize_checkpoint(..., spill_dir=)`) quantizes every layer before the
+exporter sees layer 0 (mixed precision needs all layers' sensitivities first), but must not keep them:
+torchao holds int4 values one per byte, so a quantized 7B model is ~7 GiB in memory. Each linear's
+integers go here instead, int4 packed two to a byte, with its float32 scales, and are read back one
+layer at a time. The file is unnamed (`tempfile.TemporaryFile`) inside the export's staging folder:
+it is gone when closed or when the process dies, and never lands in the artifact."""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+class Spill:
+    """name -> (int values, scales, bits), appended as written, read back by name."""
+
+    def __init__(self, folder: Path):
+        self._file = tempfile.TemporaryFile(dir=folder, prefix=".spill-")
+        self._index: dict[str, tuple[int, tuple[int, int], tuple[int, int], int, bool]] = {}
+
+    def put(self, name: str, q: torch.Tensor, scale: torch.Tensor, bits: int) -> None:
+        """A later put of the same name (a linear promoted to 8-bit) replaces the earlier one."""
+        values = q.to(torch.int8).numpy()
+        packed = bits == 4 and values.shape[1] % 2 == 0
+        data = pack_int4(values) if packed else values
+        offset = self._file.seek(0, os.SEEK_END)
+        self._file.write(np.ascontiguousarray(data).tobytes())
+        self._file.write(scale.float().contiguous().numpy().tobytes())
+        self._file.flush()  # get() reads the file descriptor itself
+        self._index[name] = (offset, tuple(values.shape), tuple(scale.shape), bits, packed)
+
+    def get(self, name: str) -> tuple[torch.Tensor, torch.Tensor, int]:
+        offset, shape, scale_shape, bits, packed = self._index[name]
+        count = shape[0] * shape[1] // (2 if packed else 1)
+        raw = os.pread(self._file.fileno(), count + 4 * scale_shape[0] * scale_shape[1], offset)
+        data = np.frombuffer(raw, dtype=np.int8, count=count)
+        values = unpack_int4(data, shape) if packed else data.reshape(shape).copy()
+        scale = np.frombuffer(raw, dtype=np.float32, offset=count).reshape(scale_shape).copy()
+        return torch.from_numpy(values), torch.from_numpy(scale), bits
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def pack_int4(values: np.ndarray) -> np.ndarray:
+    """Signed int4 values [rows, cols] (cols even) -> [rows, cols / 2] bytes, even column in the low nibble."""
+    u = values.view(np.uint8) & 0x0F
+    return (u[:, 0::2] | (u[:, 1::2] << 4)).view(np.int8)
+
+
+def unpack_int4(packed: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """The inverse of pack_int4: nibbles back to signed int8 (shifting left then arithmetically right
+    sign-extends them)."""
+    p = packed.reshape(shape[0], shape[1] // 2)
+    out = np.empty(shape, dtype=np.int8)
+    out[:, 0::2] = (p << 4) >> 4
+    out[:, 1::2] = p >> 4
+    return out

@@ -46,6 +46,16 @@ def model_bytes(shape: Shape, dtype_bytes: int = 4) -> int:
     return shape.parameters * dtype_bytes
 
 
+def streaming_bytes(args, dtype_bytes: int = 4) -> int:
+    """The most a streamed export (a target with `streams_layers`) holds of the model: two float decoder
+    layers (one being quantized or rebuilt, one being written) and the float embedding and head. 13B
+    shapes: 3.6 GiB by this count; 4.36 GiB peak RSS measured for the whole ONNX export."""
+    from .schemes import linear_shapes
+
+    layer = sum(rows * cols for name, rows, cols in linear_shapes(args) if name.startswith("layers.0."))
+    return dtype_bytes * (2 * layer + 2 * args.vocab_size * args.dim)
+
+
 def available_bytes() -> int:
     import psutil
 

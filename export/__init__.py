@@ -82,13 +82,16 @@ def export(model_path: Path, options: ExportOptions, out: Path, force: bool = Fa
         calibration = calibration_windows(tokenizer, calibration_file)
         calibration_info = {"file": texts.reference(calibration_file), "sha256": sha256(calibration_file),
                             "windows": len(calibration), "tokens_per_window": len(calibration[0])}
-    from edgellama.memory import check_memory, kv_cache_bytes, shape_of
+    from edgellama.memory import check_memory, kv_cache_bytes, shape_of, streaming_bytes
 
-    # Peak while lowering is ~3x the artifact (7B shapes, 8da4w: 11.6 GiB peak RSS for a 3.9 GiB .pte).
-    check_memory({"model while lowering": 3 * needed,
+    streams = TARGETS[options.target].streams_layers
+    # Peak while lowering is ~3x the artifact (7B shapes, 8da4w: 11.6 GiB peak RSS for a 3.9 GiB .pte);
+    # a streamed export holds a few float layers, whatever the model's depth.
+    model_need = ({"layers streamed one at a time": streaming_bytes(ckpt.args)} if streams
+                  else {"model while lowering": 3 * needed})
+    check_memory({**model_need,
                   f"KV cache of {options.max_context_len} positions": kv_cache_bytes(shape_of(ckpt.args), options.max_context_len)},
                  force_memory, "lower --max-context-len")
-    streams = TARGETS[options.target].streams_layers
     check_destination(out, force, needed * (2 if streams else 1), ckpt.path)  # the spill is about the artifact's size
 
     with staging(out, force) as folder:

@@ -84,11 +84,11 @@ def plan_parts(sizes: list[int], parts: str) -> list[tuple[int, int]]:
     keep each under PART_LIMIT."""
     if parts != "auto":
         return balanced(sizes, min(int(parts), len(sizes)))
-    for count in range(max(1, math.ceil(sum(sizes) / PART_LIMIT)), len(sizes) + 1):
+    for count in range(min(max(1, math.ceil(sum(sizes) / PART_LIMIT)), len(sizes)), len(sizes) + 1):
         plan = balanced(sizes, count)
         if max(sum(sizes[s:e]) for s, e in plan) <= PART_LIMIT:
             return plan
-    return plan  # a single layer over the limit: one layer per part is the least there is
+    return plan  # a layer over the limit on its own: one layer per part is the least there is
 
 
 def balanced(sizes: list[int], count: int) -> list[tuple[int, int]]:

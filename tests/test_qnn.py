@@ -153,6 +153,7 @@ def test_auto_parts_keep_a_7b_model_within_the_part_limit():
     assert all(sum(sizes[s:e]) <= PART_LIMIT for s, e in plan)
     assert plan[0][1] - plan[0][0] < plan[1][1] - plan[1][0]  # the embedding table weighs in part 0
     assert plan_parts(sizes, "4") == [(0, 6), (6, 15), (15, 24), (24, 32)]
+    assert plan_parts([3 * PART_LIMIT, 1], "auto") == [(0, 1), (1, 2)]  # a layer over the limit: one per part
 
 
 def test_unknown_soc_lists_the_known_ones(tiny_meta, tmp_path):

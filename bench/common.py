@@ -59,7 +59,7 @@ def synthetic_meta(config: str, dtype: str = "bf16") -> Path:
     a seed of its own name, so every shard slices the same tensor."""
     import torch
 
-    from edgellama.model import CONFIGS
+    from edgellama.model import CONFIGS, skeleton
 
     folder = CACHE / f"{config}-meta-{dtype}"
     done = folder / ".complete"
@@ -69,19 +69,7 @@ def synthetic_meta(config: str, dtype: str = "bf16") -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     args, shards = CONFIGS[config], META_SHARDS[config]
     torch_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[dtype]
-    hd = args.head_dim
-    shapes = {"tok_embeddings.weight": (args.vocab_size, args.dim)}
-    for i in range(args.n_layers):
-        p = f"layers.{i}."
-        shapes.update({p + "attention.wq.weight": (args.n_heads * hd, args.dim),
-                       p + "attention.wk.weight": (args.n_kv_heads * hd, args.dim),
-                       p + "attention.wv.weight": (args.n_kv_heads * hd, args.dim),
-                       p + "attention.wo.weight": (args.dim, args.n_heads * hd),
-                       p + "feed_forward.w1.weight": (args.hidden_dim, args.dim),
-                       p + "feed_forward.w2.weight": (args.dim, args.hidden_dim),
-                       p + "feed_forward.w3.weight": (args.hidden_dim, args.dim),
-                       p + "attention_norm.weight": (args.dim,), p + "ffn_norm.weight": (args.dim,)})
-    shapes.update({"norm.weight": (args.dim,), "output.weight": (args.vocab_size, args.dim)})
+    shapes = {name: tuple(p.shape) for name, p in skeleton(args).named_parameters()}
 
     def shard_of(name: str, shape: tuple, rank: int):
         if len(shape) == 1:

@@ -191,18 +191,12 @@ def random_meta(folder: Path, dim: int, n_layers: int, tokenizer: Path, vocab_si
     the FFN width from Meta's rule (multiple_of 256): big layers without a transformers model behind them.
     Each weight is drawn from a seed of its own place in the file, so two depths of one width share their
     first layers."""
-    from edgellama.model import ffn_hidden_dim
+    from edgellama.model import ModelArgs, ffn_hidden_dim, skeleton
 
     folder.mkdir(parents=True, exist_ok=True)
-    hidden = ffn_hidden_dim(dim, 256, None)
-    shapes = {"tok_embeddings.weight": (vocab_size, dim), "norm.weight": (dim,), "output.weight": (vocab_size, dim)}
-    for i in range(n_layers):
-        p = f"layers.{i}."
-        shapes.update({p + "attention.wq.weight": (dim, dim), p + "attention.wk.weight": (dim, dim),
-                       p + "attention.wv.weight": (dim, dim), p + "attention.wo.weight": (dim, dim),
-                       p + "feed_forward.w1.weight": (hidden, dim), p + "feed_forward.w2.weight": (dim, hidden),
-                       p + "feed_forward.w3.weight": (hidden, dim),
-                       p + "attention_norm.weight": (dim,), p + "ffn_norm.weight": (dim,)})
+    args = ModelArgs(dim=dim, n_layers=n_layers, n_heads=n_heads, n_kv_heads=n_heads, vocab_size=vocab_size,
+                     hidden_dim=ffn_hidden_dim(dim, 256, None))
+    shapes = {name: tuple(p.shape) for name, p in skeleton(args).named_parameters()}
     state = {}
     for k, (name, shape) in enumerate(shapes.items()):
         g = torch.Generator().manual_seed(k)

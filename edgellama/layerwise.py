@@ -36,15 +36,17 @@ Progress = Callable[[str], None]
 
 
 def quantize_checkpoint(ckpt: Checkpoint, spec: QuantSpec, calibration: list[list[int]] | None = None,
-                        progress: Progress | None = None, spill_dir: Path | None = None) -> Transformer:
+                        progress: Progress | None = None, spill_dir: Path | None = None,
+                        mapped: bool = False) -> Transformer:
     """The checkpoint loaded and quantized layer by layer (see the module docstring); with `spill_dir`,
-    a model whose layers are rebuilt on first use from a temporary file in that folder."""
+    a model whose layers are rebuilt on first use from a temporary file in that folder (`mapped`: the
+    spill's mapped layout, whose layers hold views of the file; see spill.py)."""
     from .loader import build_model, layer_params, load_params
 
     if spec.scheme in FLOAT_SCHEMES:
         return build_model(ckpt, FLOAT_SCHEMES[spec.scheme])
     model = build_model(ckpt, torch.float32, layers=False)
-    spill = Spill(spill_dir) if spill_dir else None
+    spill = Spill(spill_dir, mapped) if spill_dir else None
     quantize_model(model, spec, progress, calibration,
                    materialize=lambda i: load_params(model, ckpt, layer_params(model, i)),
                    reload=lambda name: ckpt.tensors[name + ".weight"](torch.float32), spill=spill)
@@ -52,7 +54,7 @@ def quantize_checkpoint(ckpt: Checkpoint, spec: QuantSpec, calibration: list[lis
         from .lazy_layers import LazyLayers
 
         dynamic = SCHEMES[spec.scheme][1]
-        model.layers = LazyLayers(len(model.layers), lambda i: rebuild_layer(ckpt, spill, dynamic, i, progress))
+        model.layers = LazyLayers(len(model.layers), lambda i: rebuild_layer(ckpt, spill, dynamic, i, progress), spill.evict)
     return model
 
 

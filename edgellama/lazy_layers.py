@@ -4,7 +4,8 @@ the consumer replaces it, so a writer that walks the layers in order and drops e
 
 It behaves as an `nn.ModuleList` for indexing, assignment, `len` and iteration; layers not yet built
 are not submodules (so `parameters()` sees only the built ones), which is why a target that needs the
-whole model at once (torch.export) gets a plain model instead (targets.Target.streams_layers)."""
+whole model at once (torch.export) builds them all, their weights mapped from the spill file rather
+than read (targets.Target.spill), and calls `evict` as it goes."""
 from __future__ import annotations
 
 from typing import Callable, Iterator
@@ -13,9 +14,10 @@ from torch import nn
 
 
 class LazyLayers(nn.Module):
-    def __init__(self, count: int, build: Callable[[int], nn.Module]):
+    def __init__(self, count: int, build: Callable[[int], nn.Module], evict: Callable[[], None] = lambda: None):
         super().__init__()
         self._count, self._build = count, build
+        self.evict = evict  # drops what the built layers' file-mapped weights have paged in (spill.Spill.evict)
 
     def __len__(self) -> int:
         return self._count

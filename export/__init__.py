@@ -84,20 +84,24 @@ def export(model_path: Path, options: ExportOptions, out: Path, force: bool = Fa
                             "windows": len(calibration), "tokens_per_window": len(calibration[0])}
     from edgellama.memory import check_memory, kv_cache_bytes, shape_of, streaming_bytes
 
-    streams = TARGETS[options.target].streams_layers
-    # Peak while lowering is ~3x the artifact (7B shapes, 8da4w: 11.6 GiB peak RSS for a 3.9 GiB .pte);
-    # a streamed export holds a few float layers, whatever the model's depth.
+    streams, mapped = TARGETS[options.target].streams_layers, TARGETS[options.target].spill_layout == "mapped"
+    # A streamed export holds a few float layers, whatever the model's depth, and a mapped one (XNNPACK)
+    # also the packed weights that lowering accumulates (about the artifact); an export of the whole
+    # model in memory peaks at ~3x the artifact (7B 8da4w: 11.6 GiB peak RSS for a 3.9 GiB .pte).
     model_need = ({"layers streamed one at a time": streaming_bytes(ckpt.args)} if streams
                   else {"model while lowering": 3 * needed})
+    if mapped:
+        model_need["packed weights while lowering"] = needed
     check_memory({**model_need,
                   f"KV cache of {options.max_context_len} positions": kv_cache_bytes(shape_of(ckpt.args), options.max_context_len)},
                  force_memory, "lower --max-context-len")
-    check_destination(out, force, needed * (2 if streams else 1), ckpt.path)  # the spill is about the artifact's size
+    # the spill is about the artifact's size, twice that mapped (one int4 value per byte)
+    check_destination(out, force, needed * (1 + streams + mapped), ckpt.path)
 
     with staging(out, force) as folder:
         say(f"loading and quantizing to {options.quant}, layer by layer")
         model = quantize_checkpoint(ckpt, spec, calibration, progress=say,
-                                    spill_dir=folder if streams else None)
+                                    spill_dir=folder if streams else None, mapped=mapped)
         metadata = target.write_model(model, tokenizer, options, folder, say)
         tokenizer_file = tokenizer.save(folder)
         say("writing manifest")

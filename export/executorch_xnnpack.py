@@ -142,6 +142,21 @@ class LastLogits(torch.nn.Module):
         return m.output(m.norm(torch.bmm(pick, h)))
 
 
+def every_layer(model):
+    """torch.export takes the whole model, so a streamed model's layers are all built here; their
+    integer weights are views of the mapped spill file, not yet read (edgellama/spill.py). Returns the
+    function that drops the pages read since from memory: called before each partition is packed, so
+    the lowering holds one partition's int8 weights besides the packed ones, not the model's."""
+    from edgellama.lazy_layers import LazyLayers
+
+    layers = model.layers
+    if not isinstance(layers, LazyLayers):
+        return lambda: None
+    model.layers = torch.nn.ModuleList(layers)
+    layers.evict()
+    return layers.evict
+
+
 def export_program(model, options: ExportOptions):
     """torch.export of forward(tokens[1, T], input_pos[1]) with 1 <= T <= max_seq_len."""
     prepare_for_xnnpack(model)
@@ -186,28 +201,37 @@ def llama_xnnpack_passes():
 
 
 @contextmanager
-def preprocess_without_weight_copies(before_each=lambda: None):
+def preprocess_without_weight_copies(before_each=lambda: None, after_each=lambda: None):
     """executorch 1.5.1 deep-copies every partition's program, weights included, before any XNNPACK
     preprocess runs (BackendDetails.copy_exported_program_for_preprocess, "in case backends change
     the graph"): a second copy of all int8 weights alive at once, +6.5 GB at 7B shapes (measured with
     a 4-layer 7B: 0.94 GB before the first preprocess). XNNPACK's preprocess changes the graph and
     writes packed copies of the weights but never writes into the weight tensors, so the graph is
-    copied and the tensors are shared."""
+    copied and the tensors are shared. `before_each` and `after_each` run around each partition's
+    preprocess (the copies are all made first, then the partitions preprocessed one by one)."""
     from executorch.backends.xnnpack.xnnpack_preprocess import XnnpackBackend
 
     def copy_graph_share_weights(cls, edge_program, compile_specs):
         import copy
 
-        before_each()  # called once per partition, right before its preprocess
-
         tensors = [*edge_program.state_dict.values(), *edge_program.constants.values()]
         return copy.deepcopy(edge_program, memo={id(t): t for t in tensors if isinstance(t, torch.Tensor)})
 
+    original, preprocess = XnnpackBackend.__dict__["preprocess"], XnnpackBackend.preprocess  # a staticmethod
+
+    def preprocess_between(edge_program, compile_specs):
+        before_each()
+        result = preprocess(edge_program, compile_specs)
+        after_each()
+        return result
+
     XnnpackBackend.copy_exported_program_for_preprocess = classmethod(copy_graph_share_weights)
+    XnnpackBackend.preprocess = staticmethod(preprocess_between)
     try:
         yield
     finally:
         del XnnpackBackend.copy_exported_program_for_preprocess  # back to BackendDetails' own
+        XnnpackBackend.preprocess = original
 
 
 def counting_partitioner(say):
@@ -232,7 +256,7 @@ def counting_partitioner(say):
     return Counting()
 
 
-def lower(program, metadata: dict, say=lambda _msg: None):
+def lower(program, metadata: dict, say=lambda _msg: None, evict=lambda: None):
     from executorch.backends.xnnpack._passes.convert_to_linear import ConvertToLinearPass
     from executorch.exir import EdgeCompileConfig, ExecutorchBackendConfig, to_edge_transform_and_lower
     from executorch.exir.passes import MemoryPlanningPass
@@ -240,7 +264,8 @@ def lower(program, metadata: dict, say=lambda _msg: None):
 
     partitioner = counting_partitioner(say)
     say("lowering to XNNPACK: edge dialect and partitioning")
-    with llama_xnnpack_passes(), preprocess_without_weight_copies(partitioner.next_partition):
+    # after each partition: its int8 weights are packed, so their pages can go
+    with llama_xnnpack_passes(), preprocess_without_weight_copies(partitioner.next_partition, evict):
         edge = to_edge_transform_and_lower(
             program, partitioner=[partitioner], constant_methods=metadata,
             compile_config=EdgeCompileConfig(_check_ir_validity=False, _skip_dim_order=True))
@@ -258,9 +283,11 @@ def lower(program, metadata: dict, say=lambda _msg: None):
 
 def write_model(model, tokenizer, options: ExportOptions, folder: Path, say) -> dict:
     metadata = runner_metadata(model, tokenizer, options)
+    evict = every_layer(model)
     say("torch.export")
     program = export_program(model, options)
-    edge, et_program = lower(program, metadata, say)
+    edge, et_program = lower(program, metadata, say, evict)
+    evict()
     say("writing model.pte")
     with open(folder / MODEL_FILE, "wb") as f:
         et_program.write_to_file(f)

@@ -32,6 +32,10 @@ class Target:
     # is written, so the driver hands it layers rebuilt one by one from a spill file (layerwise.py) and
     # the export's peak is a few layers; False: the whole quantized model is in memory (torch.export).
     streams_layers: bool = False
+    # How the spill holds a streamed model (edgellama/spill.py): "packed" for a writer that walks the
+    # layers and drops each, "mapped" for one that needs every layer at once (torch.export): the layers
+    # then hold views of the file and write_model calls `model.layers.evict()` once it has read some.
+    spill_layout: str = "packed"
 
 
 @dataclass(frozen=True)
@@ -52,7 +56,8 @@ ARCHES = {a.name: a for a in (
 TARGETS = {t.name: t for t in (
     Target("xnnpack", "edgellama.export.executorch_xnnpack", "xnnpack-8da4w", "executorch",
            "edgellama.runtime.executorch_session:ExecuTorchSession", "last", "ExecuTorch .pte for ARM CPUs (XNNPACK)",
-           bench="edgellama.runtime.bench_textllm:TextLLMBench", arches={"arm64": "edgellama.arm.session:ArmExecuTorchSession"}),
+           bench="edgellama.runtime.bench_textllm:TextLLMBench", arches={"arm64": "edgellama.arm.session:ArmExecuTorchSession"},
+           streams_layers=True, spill_layout="mapped"),
     Target("onnx", "edgellama.export.onnx_cpu", "onnx-4w-a8-mixed", "onnxruntime",
            "edgellama.runtime.onnx_session:OnnxSession", "all", "ONNX Runtime on CPU (MatMulNBits)",
            defaults={"accuracy_level": 1}, bench="edgellama.runtime.bench_genai:GenAIBench",

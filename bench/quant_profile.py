@@ -82,9 +82,13 @@ def main():
     ap.add_argument("--algo", default="scale-search")
     ap.add_argument("--size-budget", type=float, default=1.15)
     ap.add_argument("--name", default="quant_profile-llama2-7b")
+    ap.add_argument("--sens-tokens", type=int, help="override sensitivity.TOKENS (positions the pass carries)")
     ap.add_argument("--checkpoint", help="an existing synthetic checkpoint folder (default: made under .cache/bench)")
     a = ap.parse_args()
     torch = instrument()
+    import edgellama.sensitivity as sensitivity
+
+    sensitivity.TOKENS = a.sens_tokens or sensitivity.TOKENS
     from edgellama.formats import open_checkpoint
     from edgellama.layerwise import quantize_checkpoint
     from edgellama.quant import QuantSpec
@@ -109,7 +113,7 @@ def main():
     for stage in sorted(TIMES):
         per = TIMES[stage] / max(COUNTS[stage], 1)
         rows.append([stage, COUNTS[stage], f"{TIMES[stage]:.1f}", f"{per:.2f}"])
-    record = {"config": a.config, "layers_run": n, "layers_full": big, "spec": dataclasses.asdict(spec),
+    record = {"config": a.config, "layers_run": n, "sensitivity_tokens": sensitivity.TOKENS, "layers_full": big, "spec": dataclasses.asdict(spec),
               "seconds_total": total, "times": dict(TIMES), "counts": dict(COUNTS),
               "carried_steps_run": carried, "carried_steps_full": carried_full,
               "loadavg_start": load0, "loadavg_end": os.getloadavg()[0],

@@ -93,8 +93,9 @@ def _group_scales(wg: torch.Tensor, importance: torch.Tensor, bits: int, group_s
 
     coarse = torch.arange(0, len(GRID), COARSE)
     centre = coarse[keep_better(amax * GRID[coarse][:, None, None, None])]
-    near = torch.tensor([o for o in range(1 - COARSE, COARSE) if o])[:, None, None, None]
-    keep_better(amax * GRID[(centre + near).clamp(0, len(GRID) - 1)])
+    if COARSE > 1:  # COARSE = 1 is the whole grid, as before issue 16
+        near = torch.tensor([o for o in range(1 - COARSE, COARSE) if o])[:, None, None, None]
+        keep_better(amax * GRID[(centre + near).clamp(0, len(GRID) - 1)])
     for _ in range(REFINE_ROUNDS):  # least-squares rescale for the chosen integers
         _, q = error(best)
         num, den = (importance * wg * q).sum(-1, keepdim=True), (importance * q * q).sum(-1, keepdim=True)

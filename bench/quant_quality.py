@@ -5,11 +5,12 @@ Algorithms calibrate on WikiText-2 valid only.
 An algorithm written `scale-search@1.15` adds mixed precision: the most sensitive linears at 8-bit
 within 1.15x the all-int4 size (the default recipe).
 
-Usage: python bench/quant_quality.py [--windows 32] [--schemes 8da4w:32,8da4w:64,4w:32] [--algos rtn,scale-search,scale-search@1.15]"""
+Usage: python bench/quant_quality.py [--windows 32] [--fp32-from bench/results/NAME.json] [--schemes 8da4w:32,8da4w:64,4w:32] [--algos rtn,scale-search,scale-search@1.15]"""
 from __future__ import annotations
 
 import argparse
 import copy
+import json
 import sys
 import time
 from pathlib import Path
@@ -25,7 +26,7 @@ def main():
     import edgellama
     from edgellama.algorithms import calibration_windows
     from edgellama.default_model import default_model_path
-    from edgellama.evaluate import perplexity, text_windows
+    from edgellama.evaluate import PplResult, perplexity, text_windows
     from edgellama.layerwise import quantize_model
     from edgellama.texts import calibration_text, evaluation_text
     from edgellama.quant import QuantSpec, eager_twin
@@ -35,6 +36,8 @@ def main():
     ap.add_argument("--schemes", default="8da4w:32,8da4w:64,4w:32,4w:64")
     ap.add_argument("--algos", default="rtn,scale-search,scale-search@1.15")
     ap.add_argument("--name", default="quant_quality-smollm2", help="results file stem in bench/results/")
+    ap.add_argument("--fp32-from", help="take the fp32 perplexity from this earlier results JSON (same windows) "
+                                        "instead of computing it again")
     a = ap.parse_args()
     path = default_model_path()
     tok = edgellama.load_tokenizer(path)
@@ -42,9 +45,16 @@ def main():
     test = text_windows(tok, evaluation_text().read_text(), 512, a.windows)
     calib = calibration_windows(tok, calibration_text())
     t0 = time.perf_counter()
-    base = perplexity(fp32, test)
-    rows, record = [["fp32", "-", "-", f"{base.ppl:.3f}", "0", "-", "1.000", f"{time.perf_counter() - t0:.0f}"]], {
-        "model": str(path), "windows": len(test), "scored_tokens": base.tokens, "fp32_ppl": base.ppl, "runs": []}
+    if a.fp32_from:  # fp32 is deterministic: an earlier run's figure on the same windows is this run's
+        earlier = json.loads(Path(a.fp32_from).read_text())
+        assert earlier["windows"] == len(test), f"{a.fp32_from} scored {earlier['windows']} windows, not {len(test)}"
+        base = PplResult(earlier["fp32_ppl"], earlier["scored_tokens"], None)
+    else:
+        base = perplexity(fp32, test)
+    seconds = f"{time.perf_counter() - t0:.0f}" if not a.fp32_from else f"from {Path(a.fp32_from).name}"
+    rows, record = [["fp32", "-", "-", f"{base.ppl:.3f}", "0", "-", "1.000", seconds]], {
+        "model": str(path), "windows": len(test), "scored_tokens": base.tokens, "fp32_ppl": base.ppl,
+        "fp32_from": a.fp32_from, "runs": []}
     for item in a.schemes.split(","):
         scheme, group = item.split(":")
         rtn_delta = None

@@ -3,13 +3,15 @@
 
 The synthetic checkpoint has no tokenizer and random weights, so calibrating algorithms get random
 token windows (the cost is the same as for text). Mixed precision (--size-budget) is off by default:
-its sensitivity pass carries one hidden state per linear through the later layers, ~n_linears/2 full
-forwards of 256 tokens (about an hour for 7B on 2 cores).
+its sensitivity pass carries one hidden state per linear through the later layers
+(`edgellama/sensitivity.py`); `--group-size 32 --size-budget 1.15` is the default recipe.
 
-Usage: python bench/quantize_memory.py [--config llama2-7b] [--quant 8da4w] [--group-size 128] [--algo scale-search]"""
+Usage: python bench/quantize_memory.py [--config llama2-7b] [--quant 8da4w] [--group-size 128] [--algo scale-search]
+                                       [--size-budget 1.15] [--checkpoint FOLDER]"""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -41,20 +43,25 @@ def main():
     ap.add_argument("--quant", default="8da4w")
     ap.add_argument("--group-size", type=int, default=128)
     ap.add_argument("--algo", default="scale-search")
-    ap.add_argument("--size-budget", type=float, default=1.0)
+    ap.add_argument("--size-budget", type=float, default=1.0, help="1.15 = the default recipe's mixed precision")
+    ap.add_argument("--checkpoint", help="an existing synthetic checkpoint folder (default: made under .cache/bench)")
     a = ap.parse_args()
-    folder = synthetic_meta(a.config, "bf16")
+    folder = a.checkpoint or synthetic_meta(a.config, "bf16")
+    load = os.getloadavg()[0]
     r = run_measured(QUANTIZE.format(path=str(folder), quant=a.quant, group=a.group_size, algo=a.algo,
                                      budget=a.size_budget))
     fp32_bytes = r["params"] * 4
     record = {"config": a.config, "source": "meta, 1 shard, bf16", "quant": a.quant, "group_size": a.group_size,
-              "algo": a.algo, "size_budget": a.size_budget, **r, "fp32_model_bytes": fp32_bytes}
-    md = write_results(f"quantize_memory-{a.config}-{a.quant}-g{a.group_size}", record,
-                       [[a.config, f"{a.quant} g{a.group_size}", a.algo, f"{r['seconds'] / 60:.1f}",
+              "algo": a.algo, "size_budget": a.size_budget, **r, "fp32_model_bytes": fp32_bytes,
+              "loadavg_start": load, "loadavg_end": os.getloadavg()[0]}
+    budget = f"-b{a.size_budget:g}" if a.size_budget > 1 else ""
+    md = write_results(f"quantize_memory-{a.config}-{a.quant}-g{a.group_size}{budget}", record,
+                       [[a.config, f"{a.quant} g{a.group_size}", a.algo + (f"@{a.size_budget:g}" if a.size_budget > 1 else ""), f"{r['seconds'] / 60:.1f}",
                          f"{r['peak_rss_bytes'] / 2**30:.2f}", f"{fp32_bytes / 2**30:.1f}",
                          f"{r['quantized_model_bytes'] / 2**30:.2f}"]],
                        ["model", "scheme", "algorithm", "minutes", "peak RSS GiB", "fp32 model GiB",
-                        "quantized tensors GiB (int4 held as int8, as torchao does)"])
+                        "quantized tensors GiB (int4 held as int8, as torchao does)"],
+                       f"Load average {load:.1f} at the start, {os.getloadavg()[0]:.1f} at the end (2 cores shared with other jobs).")
     print(md.read_text())
 
 

@@ -129,8 +129,7 @@ def quantize_model(model: Transformer, spec: QuantSpec, progress: Progress | Non
         if calibrating:
             from .algorithms import layer_input_power
 
-            importance = layer_input_power(layer, prefix, hidden, *rope)
-            hidden = [layer(h, *rope) for h in hidden]
+            importance, hidden = layer_input_power(layer, prefix, hidden, *rope)
         algo = algorithm(spec.algo, importance)
         chosen, kept = {}, {}  # (path, name) -> (int values, scales): int4, and 8-bit as the keep list says
         for path, linear in linears(layer):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import resource
 import subprocess
 import sys
@@ -16,6 +17,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import synthetic_meta, write_results  # noqa: E402
+
+STAGE = re.compile(r"^\s*(?P<seconds>[\d.]+) s  (?!still )(?P<name>.+?)  \[\d+ s\]$")
 
 
 def main():
@@ -38,20 +41,33 @@ def main():
     with tempfile.TemporaryDirectory(dir=Path(__file__).resolve().parents[1] / ".cache") as tmp:
         out = a.keep or Path(tmp) / "artifact"
         t0 = time.perf_counter()
-        res = subprocess.run([sys.executable, "-m", "edgellama.cli", "export", "--recipe", a.recipe, *model_args,
-                              *extra, "--out", str(out), "--json", *(["--force"] if a.keep else [])], stdout=subprocess.PIPE, text=True)  # stages on stderr
+        proc = subprocess.Popen([sys.executable, "-m", "edgellama.cli", "export", "--recipe", a.recipe, *model_args,
+                                 *extra, "--out", str(out), "--json", *(["--force"] if a.keep else [])],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        stages = []
+        for line in proc.stderr:  # the export's stage lines, echoed and kept for "where the time went"
+            sys.stderr.write(line)
+            done = STAGE.match(line)
+            if done:
+                stages.append((done["name"], float(done["seconds"])))
+        stdout = proc.stdout.read()
         seconds = time.perf_counter() - t0
-        if res.returncode:
-            sys.exit(f"export failed with exit code {res.returncode} (its error is above)")
+        if proc.wait():
+            sys.exit(f"export failed with exit code {proc.returncode} (its error is above)")
         peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
-        manifest = json.loads(res.stdout)
+        manifest = json.loads(stdout)
     runtime = manifest["runtime"]
     # .pte, or .onnx + data; qnn: what the device loads, the context models and binaries
     contexts = [c for p in runtime.get("parts", []) for c in [p["contexts"].get("device") or p["contexts"]["simulator"]]]
     model_files = [n for c in contexts for n in (c["prompt"], c["token"], *c["binaries"])]
     size = sum(f["bytes"] for n, f in manifest["files"].items() if n in model_files or (not model_files and n.startswith("model")))
     deleg = manifest["runtime"].get("delegation", {})
+    where = {}  # stage kind ("layer N" counted once as "layer *") -> seconds
+    for name, secs in stages:
+        kind = re.sub(r"\d+", "*", name)
+        where[kind] = where.get(kind, 0.0) + secs
     record = {"model": a.model, "recipe": a.recipe, "options": manifest["options"], "seconds": seconds,
+              "stages": stages, "where_the_time_went": where,
               "peak_rss_bytes": peak, "model_file_bytes": size, "delegation": deleg,
               "parts": [{"layers": p["layers"], **{name: {"bytes": c["bytes"], "compile_seconds": c["compile_seconds"]}
                                                    for name, c in p["contexts"].items()}}
@@ -71,7 +87,9 @@ def main():
         row = common + [deleg.get("delegate_calls", "-"), deleg.get("delegated_linears", "-"),
                         ", ".join(deleg.get("undelegated_matmuls", [])) or "none"]
         header += ["XNNPACK partitions", "linears delegated", "matmuls left outside"]
-    md = write_results(name, record, [row], header)
+    note = "Where the time went (stages as `edgellama export` prints them): " + "; ".join(
+        f"{kind} {secs / 60:.1f} min" for kind, secs in sorted(where.items(), key=lambda kv: -kv[1]) if secs >= 30)
+    md = write_results(name, record, [row], header, note)
     print(md.read_text())
 
 

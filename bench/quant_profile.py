@@ -2,9 +2,9 @@
 7B-shaped synthetic checkpoint quantized as `edgellama export` does (8da4w g32, scale-search, size
 budget 1.15, 8 random calibration windows of 512 tokens), with a timer around every stage, then
 extrapolated to all layers. Every stage is linear in the layer count except the sensitivity carry:
-each linear's perturbed hidden state travels through every later layer, so it is timed per
-(state x layer) step and multiplied by the number of such steps in the full model,
-linears_per_layer * L * (L - 1) / 2.
+each linear's perturbation (a bf16 tangent, or an fp32 state with `--exact`) travels through every
+later layer, so it is timed per (perturbation x layer) step and multiplied by the number of such steps
+in the full model, linears_per_layer * L * (L - 1) / 2.
 
 Usage: python bench/quant_profile.py [--config llama2-7b] [--layers 2] [--size-budget 1.15] [--name NAME]"""
 from __future__ import annotations
@@ -83,12 +83,14 @@ def main():
     ap.add_argument("--size-budget", type=float, default=1.15)
     ap.add_argument("--name", default="quant_profile-llama2-7b")
     ap.add_argument("--sens-tokens", type=int, help="override sensitivity.TOKENS (positions the pass carries)")
+    ap.add_argument("--exact", action="store_true", help="the exact sensitivity measure (fp32 states), not the linearized one")
     ap.add_argument("--checkpoint", help="an existing synthetic checkpoint folder (default: made under .cache/bench)")
     a = ap.parse_args()
     torch = instrument()
     import edgellama.sensitivity as sensitivity
 
     sensitivity.TOKENS = a.sens_tokens or sensitivity.TOKENS
+    sensitivity.LINEARIZED = not a.exact
     from edgellama.formats import open_checkpoint
     from edgellama.layerwise import quantize_checkpoint
     from edgellama.quant import QuantSpec
@@ -113,7 +115,8 @@ def main():
     for stage in sorted(TIMES):
         per = TIMES[stage] / max(COUNTS[stage], 1)
         rows.append([stage, COUNTS[stage], f"{TIMES[stage]:.1f}", f"{per:.2f}"])
-    record = {"config": a.config, "layers_run": n, "sensitivity_tokens": sensitivity.TOKENS, "layers_full": big, "spec": dataclasses.asdict(spec),
+    record = {"config": a.config, "layers_run": n, "sensitivity_tokens": sensitivity.TOKENS,
+              "sensitivity_linearized": sensitivity.LINEARIZED, "layers_full": big, "spec": dataclasses.asdict(spec),
               "seconds_total": total, "times": dict(TIMES), "counts": dict(COUNTS),
               "carried_steps_run": carried, "carried_steps_full": carried_full,
               "loadavg_start": load0, "loadavg_end": os.getloadavg()[0],

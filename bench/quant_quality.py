@@ -5,7 +5,8 @@ Algorithms calibrate on WikiText-2 valid only.
 An algorithm written `scale-search@1.15` adds mixed precision: the most sensitive linears at 8-bit
 within 1.15x the all-int4 size (the default recipe).
 
-Usage: python bench/quant_quality.py [--windows 32] [--fp32-from bench/results/NAME.json] [--schemes 8da4w:32,8da4w:64,4w:32] [--algos rtn,scale-search,scale-search@1.15]"""
+Usage: python bench/quant_quality.py [--windows 32] [--fp32-from bench/results/NAME.json] [--schemes 8da4w:32,8da4w:64,4w:32] [--algos rtn,scale-search,scale-search@1.15]
+       [--sensitivity-window W] [--exact-sensitivity]"""
 from __future__ import annotations
 
 import argparse
@@ -24,6 +25,7 @@ def main():
     import torch
 
     import edgellama
+    import edgellama.sensitivity as sensitivity
     from edgellama.algorithms import calibration_windows
     from edgellama.default_model import default_model_path
     from edgellama.evaluate import PplResult, perplexity, text_windows
@@ -38,7 +40,11 @@ def main():
     ap.add_argument("--name", default="quant_quality-smollm2", help="results file stem in bench/results/")
     ap.add_argument("--fp32-from", help="take the fp32 perplexity from this earlier results JSON (same windows) "
                                         "instead of computing it again")
+    ap.add_argument("--sensitivity-window", type=int, default=0,
+                    help="the calibration window the sensitivity pass reads (default 0, as the product)")
+    ap.add_argument("--exact-sensitivity", action="store_true", help="the exact sensitivity pass, not the linearized one")
     a = ap.parse_args()
+    sensitivity.WINDOW, sensitivity.LINEARIZED = a.sensitivity_window, not a.exact_sensitivity
     path = default_model_path()
     tok = edgellama.load_tokenizer(path)
     fp32 = edgellama.load_model(path)
@@ -54,7 +60,8 @@ def main():
     seconds = f"{time.perf_counter() - t0:.0f}" if not a.fp32_from else f"from {Path(a.fp32_from).name}"
     rows, record = [["fp32", "-", "-", f"{base.ppl:.3f}", "0", "-", "1.000", seconds]], {
         "model": str(path), "windows": len(test), "scored_tokens": base.tokens, "fp32_ppl": base.ppl,
-        "fp32_from": a.fp32_from, "runs": []}
+        "fp32_from": a.fp32_from, "sensitivity_window": a.sensitivity_window,
+        "sensitivity_linearized": not a.exact_sensitivity, "runs": []}
     for item in a.schemes.split(","):
         scheme, group = item.split(":")
         rtn_delta = None

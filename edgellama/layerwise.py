@@ -89,7 +89,7 @@ def quantize_model(model: Transformer, spec: QuantSpec, progress: Progress | Non
     linear's float weight again (streaming); by default the model is already whole. With `spill`, each
     layer's quantized linears are written there and the layer is dropped (`model.layers[i]` becomes an
     empty module) instead of being kept."""
-    from .sensitivity import LINEARIZED, TOKENS, Sensitivity, choose_8bit
+    from .sensitivity import LINEARIZED, TOKENS, WINDOW, Sensitivity, choose_8bit
 
     if spec.scheme not in SCHEMES:
         raise InputError(f"--quant {spec.scheme}: unknown scheme; use one of {', '.join(SCHEMES)}")
@@ -111,7 +111,7 @@ def quantize_model(model: Transformer, spec: QuantSpec, progress: Progress | Non
         rope = rope_for(model, len(calibration[0]))
     sensitivity = None
     if choosing:
-        sensitivity = Sensitivity(model.tok_embeddings(torch.tensor([calibration[0][:TOKENS]])), LINEARIZED)
+        sensitivity = Sensitivity(model.tok_embeddings(torch.tensor([calibration[WINDOW][:TOKENS]])), LINEARIZED)
         sensitivity_rope = rope_for(model, min(TOKENS, len(calibration[0])))
     floats = {}  # name -> float weight, kept only when linears may still be promoted and cannot be reloaded
 

@@ -24,6 +24,7 @@ from torch.nn import functional as F
 from .schemes import weight_bytes
 
 TOKENS = 256  # one window: enough to rank the linears (v_proj first on SmolLM2), cheap to carry
+WINDOW = 0  # which calibration window it reads
 BATCH = 8  # perturbations advanced per layer call
 LINEARIZED = True
 TANGENT_DTYPE = torch.bfloat16

@@ -47,7 +47,7 @@ class Sensitivity:
                 self.perturbed[i:i + BATCH] = carry(torch.cat(self.perturbed[i:i + BATCH])).split(1)
         hidden = layer(self.hidden, *rope)
         for (path, full_name), weight in int4_weights.items():
-            state = with_weights(layer, {path: weight}, self.hidden, *rope)
+            state = with_weight(layer, path, weight, self.hidden, *rope)
             self.perturbed.append((state - hidden).to(TANGENT_DTYPE) if self.linearized else state)
             self.names.append(full_name)
         self.hidden = hidden
@@ -77,16 +77,15 @@ def push(f, primal: torch.Tensor, tangents: torch.Tensor) -> torch.Tensor:
     return vmap(lambda t: jvp(f, (primal,), (t[None],))[1][0])(tangents)
 
 
-def with_weights(layer: nn.Module, weights: dict[str, torch.Tensor], x: torch.Tensor, *rope) -> torch.Tensor:
-    """`layer(x)` with some of its linears' weights replaced for this one call."""
-    originals = {path: layer.get_submodule(path).weight for path in weights}
+def with_weight(layer: nn.Module, path: str, weight: torch.Tensor, x: torch.Tensor, *rope) -> torch.Tensor:
+    """`layer(x)` with the linear at `path` using `weight` for this one call."""
+    linear = layer.get_submodule(path)
+    original = linear.weight
+    linear.weight = nn.Parameter(weight, requires_grad=False)
     try:
-        for path, w in weights.items():
-            layer.get_submodule(path).weight = nn.Parameter(w, requires_grad=False)
         return layer(x, *rope)
     finally:
-        for path, w in originals.items():
-            layer.get_submodule(path).weight = w
+        linear.weight = original
 
 
 def choose_8bit(sensitivity: dict[str, float], shapes: list[tuple[str, int, int]], group_size: int,

@@ -14,7 +14,11 @@ With `spill_dir` (a streamed export) the quantized layers are not kept either: e
 and scales go to a `Spill` file as they are made (mixed precision must see every layer before it
 knows which linears are 8-bit, so nothing can be handed on during this pass), and the returned
 model's `layers` is a `LazyLayers` that rebuilds layer i from the spill (norms from the checkpoint)
-when the exporter first asks for it. The peak is then a few layers, not the quantized model."""
+when the exporter first asks for it. The peak is then a few layers, not the quantized model.
+
+Mixed precision ends with a second, shorter pass (`remeasure`): the linears near the 8-bit cut are
+measured again exactly, from the first layer holding one of them, with float layers read again
+(`float_layer`) and their int4 weights read back from where the first pass stored them."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -49,7 +53,8 @@ def quantize_checkpoint(ckpt: Checkpoint, spec: QuantSpec, calibration: list[lis
     spill = Spill(spill_dir, mapped) if spill_dir else None
     quantize_model(model, spec, progress, calibration,
                    materialize=lambda i: load_params(model, ckpt, layer_params(model, i)),
-                   reload=lambda name: ckpt.tensors[name + ".weight"](torch.float32), spill=spill)
+                   reload=lambda name: ckpt.tensors[name + ".weight"](torch.float32), spill=spill,
+                   float_layer=lambda i: assemble_layer(ckpt.args, i, lambda n: ckpt.tensors[n](torch.float32)))
     if spill:
         from .lazy_layers import LazyLayers
 
@@ -60,18 +65,27 @@ def quantize_checkpoint(ckpt: Checkpoint, spec: QuantSpec, calibration: list[lis
 
 def rebuild_layer(ckpt: Checkpoint, spill: Spill, dynamic: bool, i: int, progress: Progress | None) -> TransformerBlock:
     """Layer i as `quantize_model` left it: its linears from the spill, its norms from the checkpoint."""
-    with torch.device("meta"):
-        layer = TransformerBlock(ckpt.args).eval()
-    prefix = f"layers.{i}."
-    for path, linear in linears(layer):
-        linear.weight = torchao_weight(*spill.get(prefix + path), dynamic)
-    for path, p in list(layer.named_parameters()):
-        if p.is_meta:  # the norms: float, read as load_params read them during quantization
-            parent, _, leaf = path.rpartition(".")
-            setattr(layer.get_submodule(parent), leaf,
-                    nn.Parameter(ckpt.tensors[prefix + path](torch.float32), requires_grad=False))
+    def weight(name: str) -> torch.Tensor:
+        linear = name.removesuffix(".weight")
+        if linear in spill:
+            return torchao_weight(*spill.get(linear), dynamic)
+        return ckpt.tensors[name](torch.float32)  # the norms: float, read as load_params read them
+
+    layer = assemble_layer(ckpt.args, i, weight)
     if progress:
         progress(f"layer {i} read back")
+    return layer
+
+
+def assemble_layer(args, i: int, weight: Callable[[str], torch.Tensor]) -> TransformerBlock:
+    """Decoder layer i with each parameter `weight(its full name)`."""
+    with torch.device("meta"):
+        layer = TransformerBlock(args).eval()
+    for path, p in list(layer.named_parameters()):
+        parent, _, leaf = path.rpartition(".")
+        value = weight(f"layers.{i}.{path}")
+        setattr(layer.get_submodule(parent), leaf,
+                value if isinstance(value, nn.Parameter) else nn.Parameter(value, requires_grad=False))
     return layer
 
 
@@ -79,7 +93,8 @@ def rebuild_layer(ckpt: Checkpoint, spill: Spill, dynamic: bool, i: int, progres
 def quantize_model(model: Transformer, spec: QuantSpec, progress: Progress | None = None,
                    calibration: list[list[int]] | None = None,
                    materialize: Callable[[int], None] | None = None,
-                   reload: Callable[[str], torch.Tensor] | None = None, spill: Spill | None = None) -> Transformer:
+                   reload: Callable[[str], torch.Tensor] | None = None, spill: Spill | None = None,
+                   float_layer: Callable[[int], nn.Module] | None = None) -> Transformer:
     """In place. Float schemes only cast. Integer schemes swap every transformer linear's weight
     for a torchao quantized tensor (int4 groups, or int8 per-channel for the linears in
     `spec.keep_8bit`), then the embedding and output head as the spec says. When
@@ -88,8 +103,9 @@ def quantize_model(model: Transformer, spec: QuantSpec, progress: Progress | Non
     `materialize(i)` loads layer i's float weights before it is needed and `reload(name)` returns a
     linear's float weight again (streaming); by default the model is already whole. With `spill`, each
     layer's quantized linears are written there and the layer is dropped (`model.layers[i]` becomes an
-    empty module) instead of being kept."""
-    from .sensitivity import LINEARIZED, TOKENS, WINDOW, Sensitivity, choose_8bit
+    empty module) instead of being kept. `float_layer(i)` builds float layer i again for `remeasure`;
+    by default from the float weights kept for promotion."""
+    from .sensitivity import LINEARIZED, TOKENS, WINDOW, Sensitivity, choose_8bit, near_cut
 
     if spec.scheme not in SCHEMES:
         raise InputError(f"--quant {spec.scheme}: unknown scheme; use one of {', '.join(SCHEMES)}")
@@ -152,8 +168,22 @@ def quantize_model(model: Transformer, spec: QuantSpec, progress: Progress | Non
             progress(f"layer {i}")
 
     if sensitivity:
-        spec.keep_8bit = choose_8bit(sensitivity.finish(model.norm, model.output), shapes, spec.group_size,
-                                     spec.size_budget)
+        kl = sensitivity.finish(model.norm, model.output)
+        if sensitivity.linearized:
+            def int4_weight(name: str) -> torch.Tensor:
+                if spill:
+                    return dequantize(*spill.get(name)[:2])
+                weight = model.get_submodule(name).weight
+                return dequantize(weight.qdata, weight.scale)
+
+            def kept_float(name: str) -> torch.Tensor:  # the model is whole: norms from it, linears kept aside
+                linear = name.removesuffix(".weight")
+                return floats[linear] if linear in floats else model.get_parameter(name)
+
+            kl |= remeasure(near_cut(kl, shapes, spec.group_size, spec.size_budget), sensitivity.inputs,
+                            float_layer or (lambda i: assemble_layer(model.args, i, kept_float)),
+                            int4_weight, model, sensitivity_rope, progress)
+        spec.keep_8bit = choose_8bit(kl, shapes, spec.group_size, spec.size_budget)
         for name in spec.keep_8bit:  # a later store replaces the int4 weight (in the model or the spill)
             store(name, *symmetric_rtn(reload(name) if reload else floats.pop(name), 8, 0), 8)
         if progress:
@@ -166,6 +196,28 @@ def quantize_model(model: Transformer, spec: QuantSpec, progress: Progress | Non
     if shared:
         embedding_from_head(model)
     return model
+
+
+def remeasure(names: list[str], inputs: list[torch.Tensor], float_layer: Callable[[int], nn.Module],
+              int4_weight: Callable[[str], torch.Tensor], model: Transformer, rope: tuple,
+              progress: Progress | None) -> dict[str, float]:
+    """The exact sensitivity of the linears `names` (see sensitivity.py): a pass from the first layer
+    holding one of them, starting from the float state `inputs[i]` the first pass saw there."""
+    from .sensitivity import Sensitivity
+
+    if not names:
+        return {}
+    layer_of = {name: int(name.split(".")[1]) for name in names}
+    first = min(layer_of.values())
+    if progress:
+        progress(f"re-measuring the {len(names)} linears nearest the 8-bit cut exactly, layers {first}-{len(inputs) - 1}")
+    exact = Sensitivity(inputs[first], linearized=False)
+    for i in range(first, len(inputs)):
+        exact.step(float_layer(i), {(name.split(".", 2)[2], name): int4_weight(name)
+                                    for name in names if layer_of[name] == i}, *rope)
+        if progress:
+            progress(f"layer {i} re-measured")
+    return exact.finish(model.norm, model.output)
 
 
 def quantize_output(model: Transformer, spec: QuantSpec, hidden: list[torch.Tensor]) -> None:

@@ -4,17 +4,23 @@ A linear's sensitivity is KL(float model || float model with only that linear at
 over the tokens of one calibration window. All linears are measured in a single pass over the
 layers, so the model can be streamed: every linear of layer i starts a perturbation of the hidden
 state, which then travels beside the float state through the later layers. That is linears x
-layers^2 / 2 layer steps (3,500 at Llama 2 7B: most of the default recipe's time), so by default
-each perturbation travels linearized: as the tangent of the float model at the float state
-(forward-mode derivative), in bf16, where the matmuls run ~4x faster than fp32 on CPUs with bf16
-units; rounding is then relative to the perturbation, not to the hidden state as it would be for a
-bf16 copy of the perturbed state. At the output the tangent is added to the float state and the KL
-taken exactly, in fp32. `linearized=False` carries the perturbed states themselves in fp32.
+layers^2 / 2 layer steps (3,500 at Llama 2 7B: most of the default recipe's time), so on CPUs with
+bf16 dot-product units each perturbation travels linearized: as the tangent of the float model at
+the float state (forward-mode derivative), in bf16, whose matmuls run ~4x faster than fp32 there;
+rounding is then relative to the perturbation, not to the hidden state as it would be for a bf16
+copy of the perturbed state. At the output the tangent is added to the float state and the KL taken
+exactly, in fp32. Elsewhere (`linearized=False`) the perturbed states themselves travel in fp32:
+without those units torch runs bf16 matmuls hundreds of times slower than fp32 (AVX2, Zen 3:
+256x4096 @ 4096x4096 in 32 s against 0.08 s), and fp32 tangents would cost what the states cost.
 
-The most sensitive linears per extra byte are then promoted to 8-bit until the size budget is spent."""
+The most sensitive linears per extra byte are then promoted to 8-bit until the size budget is spent.
+Linearized KLs are within ~0.8-1.3x of the exact ones, enough to rank but not to settle the linears
+near the cut, so those (`near_cut`) are measured again exactly in a second, short pass
+(`layerwise.remeasure`): on SmolLM2 the 12 nearest already give the exact pass's choice."""
 from __future__ import annotations
 
 import copy
+import math
 
 import torch
 from torch import nn
@@ -26,8 +32,16 @@ from .schemes import weight_bytes
 TOKENS = 256  # one window: enough to rank the linears (v_proj first on SmolLM2), cheap to carry
 WINDOW = 0  # which calibration window it reads
 BATCH = 8  # perturbations advanced per layer call
-LINEARIZED = True
 TANGENT_DTYPE = torch.bfloat16
+
+
+def bf16_units() -> bool:
+    """x86 CPUs with AVX512-BF16 or AMX; other CPUs take the exact pass (see the module docstring)."""
+    return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+
+
+LINEARIZED = bf16_units()
+REMEASURED = 16  # linears nearest the cut measured again exactly (see the module docstring)
 
 
 class Sensitivity:
@@ -36,6 +50,7 @@ class Sensitivity:
         self.linearized = linearized
         self.names: list[str] = []
         self.perturbed: list[torch.Tensor] = []  # per measured linear: [1, T, dim] state, or its bf16 tangent
+        self.inputs: list[torch.Tensor] = []  # the float state entering each layer, for `layerwise.remeasure`
 
     @torch.no_grad()
     def step(self, layer: nn.Module, int4_weights: dict[str, torch.Tensor], *rope) -> None:
@@ -45,6 +60,7 @@ class Sensitivity:
             carry = self._carrier(layer, rope)
             for i in range(0, len(self.perturbed), BATCH):
                 self.perturbed[i:i + BATCH] = carry(torch.cat(self.perturbed[i:i + BATCH])).split(1)
+        self.inputs.append(self.hidden)
         hidden = layer(self.hidden, *rope)
         for (path, full_name), weight in int4_weights.items():
             state = with_weight(layer, path, weight, self.hidden, *rope)
@@ -68,6 +84,7 @@ class Sensitivity:
         for name, perturbed in zip(self.names, self.perturbed):
             state = self.hidden + perturbed.float() if self.linearized else perturbed
             kl[name] = float((p * (reference - F.log_softmax(output(norm(state)).float(), -1))).sum(-1).mean())
+        self.perturbed = []  # measured: free them before anything else runs
         return kl
 
 
@@ -92,12 +109,32 @@ def choose_8bit(sensitivity: dict[str, float], shapes: list[tuple[str, int, int]
                 budget: float) -> list[str]:
     """Greedy knapsack: promote linears from int4 (groups of `group_size`) to int8 per-channel in
     order of KL per extra byte while the linears' total stays within `budget` x all-int4."""
+    chosen, _ = _greedy(sensitivity, shapes, group_size, budget)
+    return sorted(chosen, key=[n for n, _, _ in shapes].index)
+
+
+def near_cut(sensitivity: dict[str, float], shapes: list[tuple[str, int, int]], group_size: int,
+             budget: float, count: int = REMEASURED) -> list[str]:
+    """The `count` linears whose KL per extra byte is nearest (as a ratio) the cut, the first linear
+    `choose_8bit` leaves out; none when the budget takes every linear."""
+    chosen, per_byte = _greedy(sensitivity, shapes, group_size, budget)
+    taken = set(chosen)
+    left_out = [n for n in sorted(per_byte, key=lambda n: -per_byte[n]) if n not in taken]
+    if not left_out:
+        return []
+    log_cut = math.log(max(per_byte[left_out[0]], 1e-30))  # KLs of ~0 may round below zero
+    return sorted(per_byte, key=lambda n: abs(math.log(max(per_byte[n], 1e-30)) - log_cut))[:count]
+
+
+def _greedy(sensitivity, shapes, group_size, budget) -> tuple[list[str], dict[str, float]]:
+    """The names `choose_8bit` promotes, in the order taken, and every linear's KL per extra byte."""
     size4 = {n: weight_bytes(o, k, 4, group_size) for n, o, k in shapes}
     extra = {n: weight_bytes(o, k, 8, 0) - size4[n] for n, o, k in shapes}
+    per_byte = {n: sensitivity[n] / extra[n] for n in sensitivity}
     room = (budget - 1.0) * sum(size4.values())
     chosen = []
-    for name in sorted(sensitivity, key=lambda n: -sensitivity[n] / extra[n]):
+    for name in sorted(per_byte, key=lambda n: -per_byte[n]):
         if extra[name] <= room:
             chosen.append(name)
             room -= extra[name]
-    return sorted(chosen, key=[n for n, _, _ in shapes].index)
+    return chosen, per_byte

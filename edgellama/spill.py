@@ -48,6 +48,9 @@ class Spill:
         self._file.flush()  # get() reads the file descriptor itself
         self._index[name] = (offset, tuple(values.shape), tuple(scale.shape), bits, packed)
 
+    def __contains__(self, name: str) -> bool:
+        return name in self._index
+
     def get(self, name: str) -> tuple[torch.Tensor, torch.Tensor, int]:
         offset, shape, scale_shape, bits, packed = self._index[name]
         count = shape[0] * shape[1] // (2 if packed else 1)

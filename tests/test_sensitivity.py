@@ -1,16 +1,17 @@
 """The sensitivity pass behind mixed precision: the exact measure is the KL of the model with one
-linear at int4, and the default linearized measure (bf16 tangents) agrees with it."""
+linear at int4, the default linearized measure (bf16 tangents) agrees with it, and the linears near
+the 8-bit cut are measured again exactly."""
 from __future__ import annotations
 
 import pytest
 import torch
 from torch.nn import functional as F
 
-from edgellama.layerwise import linears, rope_for
+from edgellama.layerwise import linears, remeasure, rope_for
 from edgellama.model import ModelArgs, Transformer
 from edgellama.quant_math import dequantize, symmetric_rtn
 from edgellama.schemes import linear_shapes
-from edgellama.sensitivity import Sensitivity, choose_8bit
+from edgellama.sensitivity import Sensitivity, choose_8bit, near_cut
 
 TOKENS = 48
 
@@ -32,11 +33,13 @@ def int4_weights(model):
              for path, lin in linears(layer)} for i, layer in enumerate(model.layers)]
 
 
-def measure(model, weights, linearized):
+def measure(model, weights, linearized, keep=None):
     tokens = torch.randint(0, 256, (1, TOKENS), generator=torch.Generator().manual_seed(1))
     s = Sensitivity(model.tok_embeddings(tokens), linearized)
     for layer, w in zip(model.layers, weights):
         s.step(layer, w, *rope_for(model, TOKENS))
+    if keep is not None:
+        keep.append(s)
     return s.finish(model.norm, model.output), tokens
 
 
@@ -81,3 +84,22 @@ def test_linearized_measure_agrees_with_the_exact_one(model):
     assert rho > 0.98
     shapes = linear_shapes(model.args)
     assert choose_8bit(exact, shapes, 32, 1.15) == choose_8bit(linear, shapes, 32, 1.15)
+
+
+@torch.no_grad()
+def test_the_linears_near_the_cut_are_measured_again_exactly(model):
+    weights = int4_weights(model)
+    exact, _ = measure(model, weights, False)
+    first_pass = []
+    linear, _ = measure(model, weights, True, first_pass)
+    shapes = linear_shapes(model.args)
+    names = near_cut(linear, shapes, 32, 1.15, count=6)
+    chosen = set(choose_8bit(linear, shapes, 32, 1.15))
+    assert len(names) == 6 and chosen & set(names) and set(names) - chosen, "they straddle the cut"
+    int4 = {name: w for layer in weights for (_, name), w in layer.items()}
+    again = remeasure(names, first_pass[0].inputs, lambda i: model.layers[i], int4.__getitem__, model,
+                      rope_for(model, TOKENS), None)
+    assert sorted(again) == sorted(names)
+    assert all(again[n] == pytest.approx(exact[n], rel=1e-4, abs=1e-9) for n in names), \
+        {n: (exact[n], again[n]) for n in names}
+    assert near_cut(linear, shapes, 32, 3.0) == [], "a budget that takes every linear leaves no cut"

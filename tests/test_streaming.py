@@ -13,6 +13,7 @@ import pytest
 import torch
 
 import edgellama
+import edgellama.sensitivity
 from checkpoints import random_meta, write_meta
 from conftest import export_tiny
 from edgellama.layerwise import quantize_checkpoint, quantize_model
@@ -45,16 +46,21 @@ def tiny_meta1(tmp_path_factory, tiny_hf):
     return write_meta(tmp_path_factory.mktemp("s"), tiny_hf.state_dict(), 1)
 
 
-@pytest.mark.parametrize("algo,budget,keep", [("scale-search", 1.0, []), ("scale-search", 1.3, []), ("rtn", 1.3, []),
-                                              ("rtn", 1.0, ["layers.1.attention.wv", "layers.2.feed_forward.w2"])])
-def test_spilled_layers_equal_the_in_memory_ones(tiny_meta1, tmp_path, algo, budget, keep):
+@pytest.mark.parametrize("algo,budget,keep,linearized", [
+    ("scale-search", 1.0, [], False), ("scale-search", 1.3, [], False), ("rtn", 1.3, [], False),
+    ("rtn", 1.3, [], True),  # the linearized pass, whose cut is re-measured from the spill or the kept floats
+    ("rtn", 1.0, ["layers.1.attention.wv", "layers.2.feed_forward.w2"], False)])
+def test_spilled_layers_equal_the_in_memory_ones(tiny_meta1, tmp_path, monkeypatch, algo, budget, keep, linearized):
     from edgellama.formats import open_checkpoint
 
+    monkeypatch.setattr(edgellama.sensitivity, "LINEARIZED", linearized)  # the default depends on the CPU
     spec = lambda: QuantSpec(scheme="4w", group_size=32, algo=algo, size_budget=budget, keep_8bit=list(keep))  # noqa: E731
-    streamed_spec, whole_spec = spec(), spec()
-    streamed = quantize_checkpoint(open_checkpoint(tiny_meta1), streamed_spec, calibration_ids(), spill_dir=tmp_path)
+    streamed_spec, whole_spec, said = spec(), spec(), []
+    streamed = quantize_checkpoint(open_checkpoint(tiny_meta1), streamed_spec, calibration_ids(), said.append,
+                                   spill_dir=tmp_path)
     whole = quantize_model(edgellama.load_model(tiny_meta1), whole_spec, calibration=calibration_ids())
     assert streamed_spec.keep_8bit == whole_spec.keep_8bit and bool(whole_spec.keep_8bit) == (budget > 1 or bool(keep))
+    assert any("re-measuring" in line for line in said) == linearized
     assert "layers.0.attention.wq.weight" not in dict(streamed.named_parameters())  # nothing built yet
     assert len(list(streamed.layers)) == 3  # iterating builds (and keeps) every layer
     a, b = quantized_state(streamed), quantized_state(whole)

@@ -19,9 +19,19 @@ PEERS = REPO / ".cache" / "peers"  # git-ignored: our artifacts and the peers' b
 def machine() -> dict:
     import psutil
 
-    return {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+    return {"cpu": cpu(), "cores": os.cpu_count(),
             "ram_gib": round(psutil.virtual_memory().total / 2**30, 1), "python": platform.python_version(),
             "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
+
+
+def cpu() -> str:
+    """The architecture, the CPU's model name and its widest vector units: matmul speed, and with it
+    the default recipe's path (sensitivity.bf16_units), differs between boxes by them."""
+    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    name = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), "")
+    flags = set(next((line.split(":", 1)[1].split() for line in info.splitlines() if line.startswith("flags")), []))
+    units = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_tile") if f in flags]
+    return ", ".join(x for x in (platform.machine(), name, "+".join(units)) if x)
 
 
 def write_results(name: str, record: dict, table_rows: list[list], header: list[str], note: str = "") -> Path:

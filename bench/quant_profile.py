@@ -83,14 +83,14 @@ def main():
     ap.add_argument("--size-budget", type=float, default=1.15)
     ap.add_argument("--name", default="quant_profile-llama2-7b")
     ap.add_argument("--sens-tokens", type=int, help="override sensitivity.TOKENS (positions the pass carries)")
-    ap.add_argument("--exact", action="store_true", help="the exact sensitivity measure (fp32 states), not the linearized one")
+    ap.add_argument("--exact", action="store_true", help="the exact sensitivity measure (fp32 states) even where bf16 units make the linearized one the default")
     ap.add_argument("--checkpoint", help="an existing synthetic checkpoint folder (default: made under .cache/bench)")
     a = ap.parse_args()
     torch = instrument()
     import edgellama.sensitivity as sensitivity
 
     sensitivity.TOKENS = a.sens_tokens or sensitivity.TOKENS
-    sensitivity.LINEARIZED = not a.exact
+    sensitivity.LINEARIZED = sensitivity.LINEARIZED and not a.exact  # the default is the CPU's (sensitivity.bf16_units)
     from edgellama.formats import open_checkpoint
     from edgellama.layerwise import quantize_checkpoint
     from edgellama.quant import QuantSpec

@@ -6,7 +6,7 @@ An algorithm written `scale-search@1.15` adds mixed precision: the most sensitiv
 within 1.15x the all-int4 size (the default recipe).
 
 Usage: python bench/quant_quality.py [--windows 32] [--fp32-from bench/results/NAME.json] [--schemes 8da4w:32,8da4w:64,4w:32] [--algos rtn,scale-search,scale-search@1.15]
-       [--sensitivity-window W] [--exact-sensitivity]"""
+       [--sensitivity-window W] [--sensitivity auto|exact|linearized]"""
 from __future__ import annotations
 
 import argparse
@@ -42,9 +42,12 @@ def main():
                                         "instead of computing it again")
     ap.add_argument("--sensitivity-window", type=int, default=0,
                     help="the calibration window the sensitivity pass reads (default 0, as the product)")
-    ap.add_argument("--exact-sensitivity", action="store_true", help="the exact sensitivity pass, not the linearized one")
+    ap.add_argument("--sensitivity", choices=["auto", "exact", "linearized"], default="auto",
+                    help="which sensitivity pass (auto: the product's choice for this CPU, sensitivity.bf16_units)")
     a = ap.parse_args()
-    sensitivity.WINDOW, sensitivity.LINEARIZED = a.sensitivity_window, not a.exact_sensitivity
+    sensitivity.WINDOW = a.sensitivity_window
+    if a.sensitivity != "auto":
+        sensitivity.LINEARIZED = a.sensitivity == "linearized"
     path = default_model_path()
     tok = edgellama.load_tokenizer(path)
     fp32 = edgellama.load_model(path)
@@ -61,7 +64,7 @@ def main():
     rows, record = [["fp32", "-", "-", f"{base.ppl:.3f}", "0", "-", "1.000", seconds]], {
         "model": str(path), "windows": len(test), "scored_tokens": base.tokens, "fp32_ppl": base.ppl,
         "fp32_from": a.fp32_from, "sensitivity_window": a.sensitivity_window,
-        "sensitivity_linearized": not a.exact_sensitivity, "runs": []}
+        "sensitivity_linearized": sensitivity.LINEARIZED, "runs": []}
     for item in a.schemes.split(","):
         scheme, group = item.split(":")
         rtn_delta = None

@@ -104,7 +104,7 @@ def quantize_model(model: Transformer, spec: QuantSpec, progress: Progress | Non
     linear's float weight again (streaming); by default the model is already whole. With `spill`, each
     layer's quantized linears are written there and the layer is dropped (`model.layers[i]` becomes an
     empty module) instead of being kept. `float_layer(i)` builds float layer i again for `remeasure`;
-    by default from the float weights kept for promotion."""
+    required with `reload`; by default (a whole model) from the float weights kept for promotion."""
     from .sensitivity import LINEARIZED, TOKENS, WINDOW, Sensitivity, choose_8bit, near_cut
 
     if spec.scheme not in SCHEMES:
@@ -116,6 +116,8 @@ def quantize_model(model: Transformer, spec: QuantSpec, progress: Progress | Non
     keep = set(spec.keep_8bit)
     check_group_size([s for s in shapes if s[0] not in keep], spec.group_size)
     choosing = spec.size_budget > 1.0 and not keep
+    if choosing and reload and not float_layer:  # the floats are then not kept for `remeasure`
+        raise ValueError("quantize_model: streaming with mixed precision needs float_layer")
     calibrating = spec.algo in NEEDS_CALIBRATION
     if spec.needs_calibration and not calibration:
         what = f"--quant-algo {spec.algo}" if calibrating else f"--size-budget {spec.size_budget}"

@@ -2,8 +2,8 @@
 SmolLM2 quantized as the default recipe (8da4w g32 scale-search, size budget 1.15), with the
 sensitivity measured side by side by several variants of the pass, every variant seeing the same int4
 weights. A variant is TOKENS:MODE: the first TOKENS positions of the calibration window, and `exact`
-(perturbed states carried in fp32, KL taken exactly) or `linear` (bf16 tangents, second-order KL: the
-default; see edgellama/sensitivity.py). Reports, per variant, the 8-bit list chosen, its overlap with the first
+(perturbed states carried in fp32) or `linear` (bf16 tangents; the default on CPUs with bf16 units,
+without the exact re-measure of the cut that follows it in the product; see edgellama/sensitivity.py). Reports, per variant, the 8-bit list chosen, its overlap with the first
 variant's list, the Spearman rank correlation of the sensitivities and the pass's seconds.
 
 Usage: python bench/sensitivity_variants.py [--variants 256:exact,256:linear] [--name sensitivity_variants-smollm2]"""

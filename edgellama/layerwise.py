@@ -209,14 +209,16 @@ def remeasure(names: list[str], inputs: list[torch.Tensor], float_layer: Callabl
 
     if not names:
         return {}
-    layer_of = {name: int(name.split(".")[1]) for name in names}
-    first = min(layer_of.values())
+    by_layer: dict[int, list[tuple[str, str]]] = {}  # layer -> (path inside it, full name)
+    for name in names:
+        _, i, path = name.split(".", 2)
+        by_layer.setdefault(int(i), []).append((path, name))
+    first = min(by_layer)
     if progress:
         progress(f"re-measuring the {len(names)} linears nearest the 8-bit cut exactly, layers {first}-{len(inputs) - 1}")
     exact = Sensitivity(inputs[first], linearized=False)
     for i in range(first, len(inputs)):
-        exact.step(float_layer(i), {(name.split(".", 2)[2], name): int4_weight(name)
-                                    for name in names if layer_of[name] == i}, *rope)
+        exact.step(float_layer(i), {key: int4_weight(key[1]) for key in by_layer.get(i, [])}, *rope)
         if progress:
             progress(f"layer {i} re-measured")
     return exact.finish(model.norm, model.output)

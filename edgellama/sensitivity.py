@@ -109,7 +109,7 @@ def choose_8bit(sensitivity: dict[str, float], shapes: list[tuple[str, int, int]
                 budget: float) -> list[str]:
     """Greedy knapsack: promote linears from int4 (groups of `group_size`) to int8 per-channel in
     order of KL per extra byte while the linears' total stays within `budget` x all-int4."""
-    chosen, _ = _greedy(sensitivity, shapes, group_size, budget)
+    chosen, _, _ = _greedy(sensitivity, shapes, group_size, budget)
     return sorted(chosen, key=[n for n, _, _ in shapes].index)
 
 
@@ -117,24 +117,26 @@ def near_cut(sensitivity: dict[str, float], shapes: list[tuple[str, int, int]], 
              budget: float, count: int = REMEASURED) -> list[str]:
     """The `count` linears whose KL per extra byte is nearest (as a ratio) the cut, the first linear
     `choose_8bit` leaves out; none when the budget takes every linear."""
-    chosen, per_byte = _greedy(sensitivity, shapes, group_size, budget)
+    chosen, order, per_byte = _greedy(sensitivity, shapes, group_size, budget)
     taken = set(chosen)
-    left_out = [n for n in sorted(per_byte, key=lambda n: -per_byte[n]) if n not in taken]
-    if not left_out:
+    cut = next((n for n in order if n not in taken), None)
+    if cut is None:
         return []
-    log_cut = math.log(max(per_byte[left_out[0]], 1e-30))  # KLs of ~0 may round below zero
+    log_cut = math.log(max(per_byte[cut], 1e-30))  # KLs of ~0 may round below zero
     return sorted(per_byte, key=lambda n: abs(math.log(max(per_byte[n], 1e-30)) - log_cut))[:count]
 
 
-def _greedy(sensitivity, shapes, group_size, budget) -> tuple[list[str], dict[str, float]]:
-    """The names `choose_8bit` promotes, in the order taken, and every linear's KL per extra byte."""
+def _greedy(sensitivity, shapes, group_size, budget) -> tuple[list[str], list[str], dict[str, float]]:
+    """The names `choose_8bit` promotes (in the order taken), every linear in the order considered
+    (most KL per extra byte first), and that KL per extra byte."""
     size4 = {n: weight_bytes(o, k, 4, group_size) for n, o, k in shapes}
     extra = {n: weight_bytes(o, k, 8, 0) - size4[n] for n, o, k in shapes}
     per_byte = {n: sensitivity[n] / extra[n] for n in sensitivity}
     room = (budget - 1.0) * sum(size4.values())
+    order = sorted(per_byte, key=lambda n: -per_byte[n])
     chosen = []
-    for name in sorted(per_byte, key=lambda n: -per_byte[n]):
+    for name in order:
         if extra[name] <= room:
             chosen.append(name)
             room -= extra[name]
-    return chosen, per_byte
+    return chosen, order, per_byte

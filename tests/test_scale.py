@@ -5,8 +5,8 @@
 The checkpoint is synthetic (random weights, Meta's two model-parallel shards, 26 GB of bf16:
 bench/common.synthetic_meta, written once into .cache/bench). Slow: 5-25 min per export here.
 Round-to-nearest, g128: the default recipe (scale search, sensitivity pass) took 39 min for the 7B
-shapes and extrapolates to ~1.5 h for 13B here (docs/quantization.md), so acceptance 1's "default
-recipe" is not what this test runs."""
+shapes on a CPU with bf16 units (~87 min without) and extrapolates to ~1.5 h for 13B there
+(docs/quantization.md), so acceptance 1's "default recipe" is not what this test runs."""
 from __future__ import annotations
 
 import os

@@ -176,7 +176,7 @@ def test_streamed_xnnpack_lowering_does_not_hold_the_int8_weights(tmp_path, sp_m
     at these widths the quantization stage's float layers (4 bytes per weight) set the overall peak."""
     from edgellama.model import ffn_hidden_dim
 
-    width, layers = 2 * WIDTH, 6
+    width, layers = 2 * WIDTH, 4
     model = random_meta(tmp_path / "model", width, layers, sp_model)
     int8_bytes = layers * (4 * width * width + 3 * width * ffn_hidden_dim(width, 256, None))
     streamed, whole = (export_peak(model, tmp_path / f"{how}.pte", "xnnpack-8da4w", whole="xnnpack" * (how == "whole"),

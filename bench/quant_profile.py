@@ -6,7 +6,7 @@ each linear's perturbation (a bf16 tangent, or an fp32 state with `--exact`) tra
 later layer, so it is timed per (perturbation x layer) step and multiplied by the number of such steps
 in the full model, linears_per_layer * L * (L - 1) / 2.
 
-Usage: python bench/quant_profile.py [--config llama2-7b] [--layers 2] [--size-budget 1.15] [--name NAME]"""
+Usage: python bench/quant_profile.py [--config llama2-7b] [--layers 2] [--exact] [--eager-search] [--size-budget 1.15] [--name NAME]"""
 from __future__ import annotations
 
 import argparse
@@ -84,6 +84,7 @@ def main():
     ap.add_argument("--name", default="quant_profile-llama2-7b")
     ap.add_argument("--sens-tokens", type=int, help="override sensitivity.TOKENS (positions the pass carries)")
     ap.add_argument("--exact", action="store_true", help="the exact sensitivity measure (fp32 states) even where bf16 units make the linearized one the default")
+    ap.add_argument("--eager-search", action="store_true", help="the scale search eager at every size (as before it was compiled for large weights)")
     ap.add_argument("--checkpoint", help="an existing synthetic checkpoint folder (default: made under .cache/bench)")
     a = ap.parse_args()
     torch = instrument()
@@ -91,6 +92,10 @@ def main():
 
     sensitivity.TOKENS = a.sens_tokens or sensitivity.TOKENS
     sensitivity.LINEARIZED = sensitivity.LINEARIZED and not a.exact  # the default is the CPU's (sensitivity.bf16_units)
+    if a.eager_search:
+        import edgellama.algorithms as algorithms
+
+        algorithms.FUSED_FROM = float("inf")
     from edgellama.formats import open_checkpoint
     from edgellama.layerwise import quantize_checkpoint
     from edgellama.quant import QuantSpec
@@ -116,7 +121,7 @@ def main():
         per = TIMES[stage] / max(COUNTS[stage], 1)
         rows.append([stage, COUNTS[stage], f"{TIMES[stage]:.1f}", f"{per:.2f}"])
     record = {"config": a.config, "layers_run": n, "sensitivity_tokens": sensitivity.TOKENS,
-              "sensitivity_linearized": sensitivity.LINEARIZED, "layers_full": big, "spec": dataclasses.asdict(spec),
+              "sensitivity_linearized": sensitivity.LINEARIZED, "eager_search": a.eager_search, "layers_full": big, "spec": dataclasses.asdict(spec),
               "seconds_total": total, "times": dict(TIMES), "counts": dict(COUNTS),
               "carried_steps_run": carried, "carried_steps_full": carried_full,
               "loadavg_start": load0, "loadavg_end": os.getloadavg()[0],

@@ -14,7 +14,7 @@ import warnings
 import torch
 from torch import nn
 
-from .quant_math import quantize_with_scale, representable_scale
+from .quant_math import quantize_with_scale, representable_scale, round_to_grid
 
 GRID = torch.linspace(1 / 10.0, 1 / 6.0, 41)  # scale / amax; RTN's 1/7.5 lies inside
 REFINE_ROUNDS = 2
@@ -80,8 +80,7 @@ def _group_scales(wg: torch.Tensor, importance: torch.Tensor, bits: int, group_s
 
 def _integers(wg: torch.Tensor, scale: torch.Tensor, bits: int, group_size: int) -> torch.Tensor:
     """The integers for `scale` [..., rows, groups, 1] rounded as the kernel stores it."""
-    scale = representable_scale(scale[..., 0], group_size)[..., None]
-    return torch.clamp(torch.round(wg * (1.0 / scale)), -(2 ** (bits - 1)), 2 ** (bits - 1) - 1)
+    return round_to_grid(wg, representable_scale(scale[..., 0], group_size)[..., None], bits)
 
 
 def _least_error(wg, importance, candidates, bits: int, group_size: int) -> torch.Tensor:
@@ -129,8 +128,8 @@ def _fused_search():
     """`_group_scales` compiled by inductor, which scores every candidate in one fused loop over the
     weights where eager torch makes a pass per op per candidate: a 7B layer's seven linears in 5.5 s
     against 22-27 s (AVX2, 2 cores), for ~20-25 s of compiling per process. The scales are those of
-    the eager search but for ties between candidates broken by another summation order (4 groups per
-    million). `emulate_precision_casts` keeps the bf16 rounding of the scales, which inductor
+    the eager search but for ties between candidates broken by another summation order (4-8 groups
+    per million). `emulate_precision_casts` keeps the bf16 rounding of the scales, which inductor
     would otherwise drop. None, after one warning, where it cannot compile (no C++ compiler)."""
     compiled = torch.compile(_group_scales, dynamic=True,
                              options={"emulate_precision_casts": True, "compile_threads": 1})

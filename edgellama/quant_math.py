@@ -16,12 +16,17 @@ def representable_scale(scale: torch.Tensor, group_size: int) -> torch.Tensor:
     return scale.clamp(min=torch.finfo(torch.bfloat16).tiny)
 
 
+def round_to_grid(wg: torch.Tensor, scale: torch.Tensor, bits: int) -> torch.Tensor:
+    """torchao's rounding: clamp(round(w * (1/scale)), qmin, qmax), half to even, as floats;
+    `scale` broadcasts against the grouped weights `wg`."""
+    return torch.clamp(torch.round(wg * (1.0 / scale)), -(2 ** (bits - 1)), 2 ** (bits - 1) - 1)
+
+
 def quantize_with_scale(w: torch.Tensor, scale: torch.Tensor, bits: int) -> torch.Tensor:
-    """torchao's rounding: q = clamp(round(w * (1/scale)), qmin, qmax), half to even."""
-    qmin, qmax = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+    """w [out, in] and scale [out, groups] -> int8 integers [out, in] (`round_to_grid`)."""
     out_f, in_f = w.shape
     wg = w.float().reshape(out_f, scale.shape[1], -1)
-    return torch.clamp(torch.round(wg * (1.0 / scale)[..., None]), qmin, qmax).reshape(out_f, in_f).to(torch.int8)
+    return round_to_grid(wg, scale[..., None], bits).reshape(out_f, in_f).to(torch.int8)
 
 
 def symmetric_rtn(w: torch.Tensor, bits: int, group_size: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from .errors import InputError
+from .eta import LayerClock
 from .formats import Checkpoint
 from .model import Transformer, TransformerBlock, rope_cos_sin
 from .quant import (FLOAT_SCHEMES, NEEDS_CALIBRATION, QuantSpec, algorithm, check_group_size,
@@ -139,7 +140,10 @@ def quantize_model(model: Transformer, spec: QuantSpec, progress: Progress | Non
         else:
             model.get_submodule(name).weight = torchao_weight(q, scale, width, dynamic)
 
+    clock = LayerClock(len(model.layers))
     for i, layer in enumerate(model.layers):
+        if progress:
+            progress(clock.start(i))
         if materialize:
             materialize(i)
         prefix = f"layers.{i}."
@@ -166,8 +170,6 @@ def quantize_model(model: Transformer, spec: QuantSpec, progress: Progress | Non
             store(name, q, s, 8)
         if spill:
             model.layers[i] = nn.Module()  # its integers are in the spill; the float layer goes
-        if progress:
-            progress(f"layer {i}")
 
     if sensitivity:
         kl = sensitivity.finish(model.norm, model.output)

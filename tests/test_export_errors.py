@@ -249,7 +249,7 @@ def test_kv_cache_that_cannot_fit_is_refused_before_the_export(tmp_path, tiny_hf
 
 def test_8da8w_default_group_size_is_adjusted_and_lowering_reports_progress(ckpt, tmp_path):
     """The recipe's group size 32 becomes per-channel for 8da8w, saying so; the export then runs through
-    the XNNPACK delegate, printing a line per partition with its duration and the total."""
+    the XNNPACK delegate, printing a line per layer and per partition with its duration and the total."""
     out = tmp_path / "o"
     code, _, err = export(ckpt, out, "--quant", "8da8w", "--quant-algo", "rtn", "--size-budget", "1.0",
                           "--max-seq-len", "32", "--max-context-len", "64")
@@ -262,6 +262,7 @@ def test_8da8w_default_group_size_is_adjusted_and_lowering_reports_progress(ckpt
     n = manifest["runtime"]["delegation"]["delegate_calls"]
     assert f"lowering to XNNPACK: partition {n}/{n}" in err
     assert "to_executorch" in err and " s]" in err
+    assert "quantizing layer 0 of " in err  # a line per layer (with the time left from the fourth on: test_eta)
 
 
 def test_int4_on_widths_xnnpack_cannot_take_is_refused_up_front(tmp_path, sp_model):

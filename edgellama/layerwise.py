@@ -172,6 +172,8 @@ def quantize_model(model: Transformer, spec: QuantSpec, progress: Progress | Non
             model.layers[i] = nn.Module()  # its integers are in the spill; the float layer goes
 
     if sensitivity:
+        if progress:
+            progress(f"sensitivity: each of the {len(sensitivity.names)} linears' KL at the output")
         kl = sensitivity.finish(model.norm, model.output)
         if sensitivity.linearized:
             def int4_weight(name: str) -> torch.Tensor:
@@ -188,10 +190,10 @@ def quantize_model(model: Transformer, spec: QuantSpec, progress: Progress | Non
                             float_layer or (lambda i: assemble_layer(model.args, i, kept_float)),
                             int4_weight, model, sensitivity_rope, progress)
         spec.keep_8bit = choose_8bit(kl, shapes, spec.group_size, spec.size_budget)
+        if progress:
+            progress(f"the {len(spec.keep_8bit)} most sensitive linears to 8-bit")
         for name in spec.keep_8bit:  # a later store replaces the int4 weight (in the model or the spill)
             store(name, *symmetric_rtn(reload(name) if reload else floats.pop(name), 8, 0), 8)
-        if progress:
-            progress(f"{len(spec.keep_8bit)} sensitive linears kept at 8-bit")
     shared = spec.embedding == "head" and model.args.tie_embeddings and spec.output != "none"
     if spec.embedding != "none" and not shared:
         quantize_embedding(model, "8w" if spec.embedding == "head" else spec.embedding)

@@ -11,8 +11,8 @@ Two layouts, for the two ways exporters consume layers:
 - packed (ONNX, qnn: they walk the layers in order and drop each once written): int4 packed two to a
   byte; `get` reads a copy, so about one layer is in memory at a time.
 - mapped (XNNPACK: torch.export needs every layer at once): one integer per byte, page-aligned, and
-  `get` returns a view of the file (a private mapping), read by the OS only where the lowering reads
-  it. `evict()` then drops the pages read so far from this process (they stay in the file), so
+  `get` returns views of the file (a private mapping) for the integers and their scales, read by the
+  OS only where the lowering reads them. `evict()` then drops the pages read so far from this process (they stay in the file), so
   memory holds the one partition being packed rather than the model."""
 from __future__ import annotations
 
@@ -54,12 +54,22 @@ class Spill:
     def get(self, name: str) -> tuple[torch.Tensor, torch.Tensor, int]:
         offset, shape, scale_shape, bits, packed = self._index[name]
         count = shape[0] * shape[1] // (2 if packed else 1)
-        scale = np.frombuffer(os.pread(self._file.fileno(), 4 * scale_shape[0] * scale_shape[1], offset + count),
-                              dtype=np.float32).reshape(scale_shape).copy()
+        scale_bytes = 4 * scale_shape[0] * scale_shape[1]
+        # mapped, the scales are mapped too when they start 4-byte aligned (they follow the values):
+        # 13B at g32 has 1.5 GiB of them, which lowering would otherwise hold beside the packed weights
+        mapped_scales = self.mapped and count % 4 == 0
+        if mapped_scales:
+            scale = None
+        else:
+            scale = np.frombuffer(os.pread(self._file.fileno(), scale_bytes, offset + count),
+                                  dtype=np.float32).reshape(scale_shape).copy()
         if self.mapped:
-            view = mmap.mmap(self._file.fileno(), count, offset=offset, access=mmap.ACCESS_COPY)
+            view = mmap.mmap(self._file.fileno(), count + (scale_bytes if mapped_scales else 0), offset=offset,
+                             access=mmap.ACCESS_COPY)
             self._maps.append(view)
-            values = np.frombuffer(view, dtype=np.int8).reshape(shape)
+            values = np.frombuffer(view, dtype=np.int8, count=count).reshape(shape)
+            if mapped_scales:
+                scale = np.frombuffer(view, dtype=np.float32, offset=count).reshape(scale_shape)
         else:
             data = np.frombuffer(os.pread(self._file.fileno(), count, offset), dtype=np.int8)
             values = unpack_int4(data, shape) if packed else data.reshape(shape).copy()

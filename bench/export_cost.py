@@ -2,7 +2,12 @@
 checkpoint <= 45 min and <= 12 GiB), each export in a fresh process.
 
 Usage: python bench/export_cost.py [--model smollm2|llama2-7b] [--recipe xnnpack-8da4w] [--group-size N]
-       [--quant-algo rtn] [--size-budget 1.0] [--contexts device] [--parts 4] [--keep DIR]"""
+       [--quant-algo rtn] [--size-budget 1.0] [--contexts device] [--parts 4] [--keep DIR] [--fixed-choice]
+
+Peak RSS is the export process's (ru_maxrss); its RSS is also sampled every SAMPLE seconds from /proc and
+the largest sample kept per stage, to show which stage sets the peak. --fixed-choice: mixed precision's
+8-bit linears chosen without measuring (bench/fixed_choice.py), for the default recipe's artifact size
+and lowering memory without its hours of sensitivity pass; the result's name says so."""
 from __future__ import annotations
 
 import argparse
@@ -12,12 +17,14 @@ import resource
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import synthetic_meta, write_results  # noqa: E402
 
+SAMPLE = 5.0  # seconds between RSS samples
 STAGE = re.compile(r"^\s*(?P<seconds>[\d.]+) s  (?!still )(?P<name>.+?)  \[\d+ s\]$")
 
 
@@ -31,6 +38,7 @@ def main():
     ap.add_argument("--contexts", default=None, help="qnn: both | simulator | device")
     ap.add_argument("--parts", default=None, help="qnn: auto or a number of parts")
     ap.add_argument("--keep", type=Path, default=None, help="write the artifact here and keep it (default: a temp folder)")
+    ap.add_argument("--fixed-choice", action="store_true", help="mixed precision without the sensitivity pass (bench/fixed_choice.py)")
     a = ap.parse_args()
     model_args = [] if a.model == "smollm2" else ["--model", str(synthetic_meta(a.model, "bf16"))]
     extra = ["--group-size", str(a.group_size)] if a.group_size else []
@@ -41,15 +49,18 @@ def main():
     with tempfile.TemporaryDirectory(dir=Path(__file__).resolve().parents[1] / ".cache") as tmp:
         out = a.keep or Path(tmp) / "artifact"
         t0 = time.perf_counter()
-        proc = subprocess.Popen([sys.executable, "-m", "edgellama.cli", "export", "--recipe", a.recipe, *model_args,
+        cli = [str(Path(__file__).with_name("fixed_choice.py"))] if a.fixed_choice else ["-m", "edgellama.cli"]
+        proc = subprocess.Popen([sys.executable, *cli, "export", "--recipe", a.recipe, *model_args,
                                  *extra, "--out", str(out), "--json", *(["--force"] if a.keep else [])],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        stages = []
+        stages, stage_peaks, rss = [], {}, RssSampler(proc.pid)
         for line in proc.stderr:  # the export's stage lines, echoed and kept for "where the time went"
             sys.stderr.write(line)
             done = STAGE.match(line)
             if done:
                 stages.append((done["name"], float(done["seconds"])))
+                kind = stage_kind(done["name"])
+                stage_peaks[kind] = max(stage_peaks.get(kind, 0), rss.take())
         stdout = proc.stdout.read()
         seconds = time.perf_counter() - t0
         if proc.wait():
@@ -64,17 +75,18 @@ def main():
     deleg = manifest["runtime"].get("delegation", {})
     where = {}  # stage kind ("layer N" counted once as "layer *") -> seconds
     for name, secs in stages:
-        kind = re.sub(r"\d+", "*", name)
+        kind = stage_kind(name)
         where[kind] = where.get(kind, 0.0) + secs
     record = {"model": a.model, "recipe": a.recipe, "options": manifest["options"], "seconds": seconds,
-              "stages": stages, "where_the_time_went": where,
+              "stages": stages, "where_the_time_went": where, "fixed_choice": a.fixed_choice,
+              "peak_rss_sampled_bytes_by_stage": stage_peaks,
               "peak_rss_bytes": peak, "model_file_bytes": size, "delegation": deleg,
               "parts": [{"layers": p["layers"], **{name: {"bytes": c["bytes"], "compile_seconds": c["compile_seconds"]}
                                                    for name, c in p["contexts"].items()}}
                         for p in runtime.get("parts", [])]}
     name = f"export_cost-{a.model}-{a.recipe}" + (f"-g{a.group_size}" if a.group_size else "") + (f"-{a.quant_algo}" if a.quant_algo else "") \
         + (f"-budget{a.size_budget:g}" if a.size_budget else "") + (f"-{a.contexts}" if a.contexts else "") \
-        + (f"-parts{a.parts}" if a.parts else "")
+        + (f"-parts{a.parts}" if a.parts else "") + ("-fixedchoice" if a.fixed_choice else "")
     common = [a.model, a.recipe, f"{seconds / 60:.1f}", f"{peak / 2**30:.2f}", f"{size / 2**20:.1f}"]
     header = ["model", "recipe", "export min", "peak RSS GiB", "model MiB"]
     if record["parts"]:  # qnn: the part plan, and per part the binary the device loads and its compile time
@@ -89,8 +101,42 @@ def main():
         header += ["XNNPACK partitions", "linears delegated", "matmuls left outside"]
     note = "Where the time went (stages as `edgellama export` prints them): " + "; ".join(
         f"{kind} {secs / 60:.1f} min" for kind, secs in sorted(where.items(), key=lambda kv: -kv[1]) if secs >= 30)
+    top = sorted(stage_peaks.items(), key=lambda kv: -kv[1])[:3]
+    note += ". Largest RSS samples (every 5 s) by stage: " + "; ".join(f"{kind} {b / 2**30:.2f} GiB" for kind, b in top)
+    if a.fixed_choice:
+        note += (". The 8-bit linears were chosen without measuring (bench/fixed_choice.py): the default recipe's"
+                 " size and lowering, not its sensitivity pass or its choice")
     md = write_results(name, record, [row], header, note)
     print(md.read_text())
+
+
+def stage_kind(name: str) -> str:
+    """A stage line's name with its numbers as * and no time-left estimate: "quantizing layer * of *"."""
+    return re.sub(r"\d+", "*", re.sub(r" \(~.* left\)$", "", name))
+
+
+class RssSampler:
+    """The process's resident set sampled every SAMPLE seconds; `take()` returns the largest sample
+    since the last call (the stage that just ended)."""
+
+    def __init__(self, pid: int):
+        self.status, self.largest, self.lock = Path(f"/proc/{pid}/status"), 0, threading.Lock()
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _run(self) -> None:
+        while True:
+            try:
+                kib = int(re.search(r"VmRSS:\s+(\d+)", self.status.read_text())[1])
+            except (OSError, TypeError):
+                return  # the process has ended
+            with self.lock:
+                self.largest = max(self.largest, kib * 1024)
+            time.sleep(SAMPLE)
+
+    def take(self) -> int:
+        with self.lock:
+            largest, self.largest = self.largest, 0
+        return largest
 
 
 if __name__ == "__main__":

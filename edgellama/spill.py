@@ -77,7 +77,8 @@ class Spill:
 
     def evict(self) -> None:
         """Mapped layout: forget the pages read so far. Nothing writes to the views, so the next read
-        of one comes back from the file (usually still in the page cache)."""
+        of one comes back from the file (usually still in the page cache); a write into one would be
+        lost here, so replace a tensor rather than change it in place."""
         for view in self._maps:
             view.madvise(mmap.MADV_DONTNEED)
 

@@ -32,7 +32,8 @@ def export_scaled_fault(model: Path, out: Path, monkeypatch) -> Path:
 
     def quantize_then_scale(ckpt, spec, *a, **kw):
         quantized = real(ckpt, spec, *a, **kw)
-        quantized.layers[1].feed_forward.w2.weight.scale.mul_(1.5)
+        weight = quantized.layers[1].feed_forward.w2.weight
+        weight.scale = weight.scale * 1.5  # not in place: the scales are views of the spill (spill.Spill.evict)
         return quantized
 
     with monkeypatch.context() as m:

@@ -12,8 +12,8 @@ Two layouts, for the two ways exporters consume layers:
   byte; `get` reads a copy, so about one layer is in memory at a time.
 - mapped (XNNPACK: torch.export needs every layer at once): one integer per byte, page-aligned, and
   `get` returns views of the file (a private mapping) for the integers and their scales, read by the
-  OS only where the lowering reads them. `evict()` then drops the pages read so far from this process (they stay in the file), so
-  memory holds the one partition being packed rather than the model."""
+  OS only where the lowering reads them. `evict()` then drops the pages read so far from this process
+  (they stay in the file), so memory holds the one partition being packed rather than the model."""
 from __future__ import annotations
 
 import mmap
@@ -55,25 +55,22 @@ class Spill:
         offset, shape, scale_shape, bits, packed = self._index[name]
         count = shape[0] * shape[1] // (2 if packed else 1)
         scale_bytes = 4 * scale_shape[0] * scale_shape[1]
-        # mapped, the scales are mapped too when they start 4-byte aligned (they follow the values):
-        # 13B at g32 has 1.5 GiB of them, which lowering would otherwise hold beside the packed weights
-        mapped_scales = self.mapped and count % 4 == 0
-        if mapped_scales:
-            scale = None
-        else:
-            scale = np.frombuffer(os.pread(self._file.fileno(), scale_bytes, offset + count),
-                                  dtype=np.float32).reshape(scale_shape).copy()
         if self.mapped:
-            view = mmap.mmap(self._file.fileno(), count + (scale_bytes if mapped_scales else 0), offset=offset,
-                             access=mmap.ACCESS_COPY)
+            # the scales follow the values: mapped with them when 4-byte aligned (13B at g32 has
+            # 1.5 GiB of scales, which lowering would otherwise hold beside the packed weights)
+            aligned = count % 4 == 0
+            view = mmap.mmap(self._file.fileno(), count + scale_bytes * aligned, offset=offset, access=mmap.ACCESS_COPY)
             self._maps.append(view)
             values = np.frombuffer(view, dtype=np.int8, count=count).reshape(shape)
-            if mapped_scales:
-                scale = np.frombuffer(view, dtype=np.float32, offset=count).reshape(scale_shape)
+            scale = np.frombuffer(view, dtype=np.float32, offset=count) if aligned else self._read_scales(offset + count, scale_bytes)
         else:
             data = np.frombuffer(os.pread(self._file.fileno(), count, offset), dtype=np.int8)
             values = unpack_int4(data, shape) if packed else data.reshape(shape).copy()
-        return torch.from_numpy(values), torch.from_numpy(scale), bits
+            scale = self._read_scales(offset + count, scale_bytes)
+        return torch.from_numpy(values), torch.from_numpy(scale.reshape(scale_shape)), bits
+
+    def _read_scales(self, offset: int, size: int) -> np.ndarray:
+        return np.frombuffer(os.pread(self._file.fileno(), size, offset), dtype=np.float32).copy()
 
     def evict(self) -> None:
         """Mapped layout: forget the pages read so far. Nothing writes to the views, so the next read

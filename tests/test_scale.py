@@ -4,9 +4,9 @@
 
 The checkpoint is synthetic (random weights, Meta's two model-parallel shards, 26 GB of bf16:
 bench/common.synthetic_meta, written once into .cache/bench). Slow: 5-25 min per export here.
-Round-to-nearest, g128: the default recipe (scale search, sensitivity pass) took 39 min for the 7B
-shapes on a CPU with bf16 units (~87 min without) and extrapolates to ~1.5 h for 13B there
-(docs/quantization.md), so acceptance 1's "default recipe" is not what this test runs."""
+Round-to-nearest, g128: the default recipe (scale search, sensitivity pass) takes 114 min (XNNPACK)
+and 108 min (ONNX) for the 13B shapes on a CPU with bf16 units (~3.3 h without), too long for a test;
+its figures are bench/export_cost.py's (bench/results/export_cost-llama2-13b-*.md, README)."""
 from __future__ import annotations
 
 import os

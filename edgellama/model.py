@@ -156,7 +156,14 @@ class TransformerBlock(nn.Module):
         self.ffn_norm = RMSNorm(args.dim, args.norm_eps)
 
     def forward(self, x, cos, sin, positions):
-        h = x + self.attention(self.attention_norm(x), cos, sin, positions)
+        return self.feed(self.attend(x, cos, sin, positions))
+
+    def attend(self, x, cos, sin, positions):
+        """The residual stream after the attention half (`forward` = `feed(attend(x))`)."""
+        return x + self.attention(self.attention_norm(x), cos, sin, positions)
+
+    def feed(self, h):
+        """The residual stream after the feed-forward half."""
         return h + self.feed_forward(self.ffn_norm(h))
 
 

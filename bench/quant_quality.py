@@ -6,7 +6,7 @@ An algorithm written `scale-search@1.15` adds mixed precision: the most sensitiv
 within 1.15x the all-int4 size (the default recipe).
 
 Usage: python bench/quant_quality.py [--windows 32] [--fp32-from bench/results/NAME.json] [--schemes 8da4w:32,8da4w:64,4w:32] [--algos rtn,scale-search,scale-search@1.15]
-       [--sensitivity-window W] [--sensitivity auto|exact|linearized]"""
+       [--sensitivity-window W] [--sensitivity auto|exact|linearized] [--calibration-windows N]"""
 from __future__ import annotations
 
 import argparse
@@ -44,6 +44,8 @@ def main():
                     help="the calibration window the sensitivity pass reads (default 0, as the product)")
     ap.add_argument("--sensitivity", choices=["auto", "exact", "linearized"], default="auto",
                     help="which sensitivity pass (auto: the product's choice for this CPU, sensitivity.bf16_units)")
+    ap.add_argument("--calibration-windows", type=int,
+                    help="calibration windows of 512 tokens (default: the product's, algorithms.CALIBRATION_WINDOWS)")
     a = ap.parse_args()
     sensitivity.WINDOW = a.sensitivity_window
     if a.sensitivity != "auto":
@@ -52,7 +54,7 @@ def main():
     tok = edgellama.load_tokenizer(path)
     fp32 = edgellama.load_model(path)
     test = text_windows(tok, evaluation_text().read_text(), 512, a.windows)
-    calib = calibration_windows(tok, calibration_text())
+    calib = calibration_windows(tok, calibration_text(), *([a.calibration_windows] if a.calibration_windows else []))
     t0 = time.perf_counter()
     if a.fp32_from:  # fp32 is deterministic: an earlier run's figure on the same windows is this run's
         earlier = json.loads(Path(a.fp32_from).read_text())
@@ -64,7 +66,7 @@ def main():
     rows, record = [["fp32", "-", "-", f"{base.ppl:.3f}", "0", "-", "1.000", seconds]], {
         "model": str(path), "windows": len(test), "scored_tokens": base.tokens, "fp32_ppl": base.ppl,
         "fp32_from": a.fp32_from, "sensitivity_window": a.sensitivity_window,
-        "sensitivity_linearized": sensitivity.LINEARIZED, "runs": []}
+        "sensitivity_linearized": sensitivity.LINEARIZED, "calibration_windows": len(calib), "runs": []}
     for item in a.schemes.split(","):
         scheme, group = item.split(":")
         rtn_delta = None

@@ -26,7 +26,7 @@ def main():
 
     import edgellama
     import edgellama.sensitivity as sensitivity
-    from edgellama.algorithms import calibration_windows
+    from edgellama.algorithms import CALIBRATION_WINDOWS, calibration_windows
     from edgellama.default_model import default_model_path
     from edgellama.evaluate import PplResult, perplexity, text_windows
     from edgellama.layerwise import quantize_model
@@ -44,8 +44,8 @@ def main():
                     help="the calibration window the sensitivity pass reads (default 0, as the product)")
     ap.add_argument("--sensitivity", choices=["auto", "exact", "linearized"], default="auto",
                     help="which sensitivity pass (auto: the product's choice for this CPU, sensitivity.bf16_units)")
-    ap.add_argument("--calibration-windows", type=int,
-                    help="calibration windows of 512 tokens (default: the product's, algorithms.CALIBRATION_WINDOWS)")
+    ap.add_argument("--calibration-windows", type=int, default=CALIBRATION_WINDOWS,
+                    help="calibration windows of 512 tokens (default: the product's)")
     a = ap.parse_args()
     sensitivity.WINDOW = a.sensitivity_window
     if a.sensitivity != "auto":
@@ -54,7 +54,7 @@ def main():
     tok = edgellama.load_tokenizer(path)
     fp32 = edgellama.load_model(path)
     test = text_windows(tok, evaluation_text().read_text(), 512, a.windows)
-    calib = calibration_windows(tok, calibration_text(), *([a.calibration_windows] if a.calibration_windows else []))
+    calib = calibration_windows(tok, calibration_text(), a.calibration_windows)
     t0 = time.perf_counter()
     if a.fp32_from:  # fp32 is deterministic: an earlier run's figure on the same windows is this run's
         earlier = json.loads(Path(a.fp32_from).read_text())

@@ -11,8 +11,9 @@ rounding is then relative to the perturbation, not to the hidden state as it wou
 copy of the perturbed state. At the output the tangent is added to the float state, the change it
 makes to the normed state goes through the (linear) head in bf16, and the KL is taken in fp32 (on a
 random 7B-shaped head, KLs within 0.6% of an fp32 head's). Elsewhere (`linearized=False`) the
-perturbed states themselves travel in fp32: without those units torch runs bf16 matmuls hundreds of times slower than fp32 (AVX2, Zen 3:
-256x4096 @ 4096x4096 in 32 s against 0.08 s), and fp32 tangents would cost what the states cost.
+perturbed states themselves travel in fp32: without those units torch runs bf16 matmuls hundreds of
+times slower than fp32 (AVX2, Zen 3: 256x4096 @ 4096x4096 in 32 s against 0.08 s), and fp32 tangents
+would cost what the states cost.
 
 The most sensitive linears per extra byte are then promoted to 8-bit until the size budget is spent.
 Linearized KLs are within ~0.8-1.3x of the exact ones, enough to rank but not to settle the linears
@@ -64,7 +65,8 @@ class Sensitivity:
             for i in range(0, len(self.perturbed), BATCH):
                 self.perturbed[i:i + BATCH] = carry(torch.cat(self.perturbed[i:i + BATCH])).split(1)
             del carry
-            gc.collect()  # the traced derivative sits in reference cycles: unfreed, layers' bf16 copies pile up (7B peak +2.4 GiB)
+            if self.linearized:  # the traced derivative sits in reference cycles: unfreed, the layers'
+                gc.collect()     # bf16 copies pile up (a 7B export's peak +2.4 GiB)
         self.inputs.append(self.hidden)
         middle = layer.attend(self.hidden, *rope)
         hidden = layer.feed(middle)

@@ -2,9 +2,10 @@
 SmolLM2 quantized as the default recipe (8da4w g32 scale-search, size budget 1.15), with the
 sensitivity measured side by side by several variants of the pass, every variant seeing the same int4
 weights. A variant is TOKENS:MODE: the first TOKENS positions of the calibration window, and `exact`
-(perturbed states carried in fp32) or `linear` (bf16 tangents; the default on CPUs with bf16 units,
+(perturbed states carried in fp32) or `linear` (tangents with int8 matmuls; the default on CPUs with int8 units,
 without the exact re-measure of the cut that follows it in the product; see edgellama/sensitivity.py). Reports, per variant, the 8-bit list chosen, its overlap with the first
-variant's list, the Spearman rank correlation of the sensitivities and the pass's seconds.
+variant's list, the Spearman rank correlation of the sensitivities, the spread of their ratio to the
+first variant's and the pass's seconds.
 
 Usage: python bench/sensitivity_variants.py [--variants 256:exact,256:linear] [--name sensitivity_variants-smollm2]"""
 from __future__ import annotations
@@ -43,6 +44,7 @@ def main():
 
     class Side(base):
         """Steps one inner Sensitivity per variant on the same int4 weights."""
+        linearized = False  # the first variant's KLs are the product's choice here: nothing to re-measure
 
         def __init__(self, embedded, *_):
             for k, (t, linearized) in spans.items():
@@ -81,12 +83,17 @@ def main():
     for k in keys:
         same = len(set(chosen[k]) & set(chosen[ref]))
         rho = float(torch.corrcoef(torch.stack([ranks(results[k]), ranks(results[ref])]))[0, 1])
-        rows.append([k, len(chosen[k]), f"{same}/{len(chosen[ref])}", f"{rho:.3f}", f"{seconds[k]:.0f}"])
+        ratio = torch.tensor([results[k][n] / results[ref][n] for n in names if results[ref][n] > 0])
+        low, high = (float(q) for q in ratio.quantile(torch.tensor([0.05, 0.95], dtype=ratio.dtype)))
+        rows.append([k, len(chosen[k]), f"{same}/{len(chosen[ref])}", f"{rho:.3f}", f"{low:.2f}-{high:.2f}",
+                     f"{seconds[k]:.0f}"])
         record["variants"][k] = {"keep_8bit": chosen[k], "sensitivity": results[k], "seconds": seconds[k],
-                                 "overlap": same, "spearman": rho}
+                                 "overlap": same, "spearman": rho,
+                                 "kl_ratio_to_reference_5_95": [low, high]}
         print(rows[-1], sorted(set(chosen[k]) ^ set(chosen[ref])), flush=True)
     md = write_results(a.name, record, rows, ["tokens:mode", "8-bit linears", f"shared with {ref}",
-                                              "Spearman rank correlation of sensitivity", "seconds (pass only)"])
+                                              "Spearman rank correlation of sensitivity",
+                                              f"KL / {ref}'s KL, 5th-95th percentile", "seconds (pass only)"])
     print(md.read_text())
 
 

@@ -5,46 +5,44 @@ over the tokens of one calibration window. All linears are measured in a single 
 layers, so the model can be streamed: every linear of layer i starts a perturbation of the hidden
 state, which then travels beside the float state through the later layers. That is linears x
 layers^2 / 2 layer steps (3,500 at Llama 2 7B: most of the default recipe's time), so on CPUs with
-bf16 dot-product units each perturbation travels linearized: as the tangent of the float model at
-the float state (forward-mode derivative), in bf16, whose matmuls run ~4x faster than fp32 there;
-rounding is then relative to the perturbation, not to the hidden state as it would be for a bf16
-copy of the perturbed state. At the output the tangent is added to the float state, the change it
-makes to the normed state goes through the (linear) head in bf16, and the KL is taken in fp32 (on a
-random 7B-shaped head, KLs within 0.6% of an fp32 head's). Elsewhere (`linearized=False`) the
-perturbed states themselves travel in fp32: without those units torch runs bf16 matmuls hundreds of
-times slower than fp32 (AVX2, Zen 3: 256x4096 @ 4096x4096 in 32 s against 0.08 s), and fp32 tangents
-would cost what the states cost.
+int8 dot-product units (AVX512-VNNI, AMX) each perturbation travels linearized: as the tangent of the
+float model at the float state (forward-mode derivative, written out in tangent.py), whose matmuls
+take int8 operands there (~4.6x faster than fp32, ~1.9x bf16). Rounding is then relative to the
+perturbation, not to the hidden state as it would be for a low-precision copy of the perturbed state.
+Between layers the tangents wait in bf16, half the memory of fp32. At the output the tangent is
+added to the float state, the change it makes to the normed state goes through the (linear) head in
+int8 too, and the KL is taken in fp32. Elsewhere (`linearized=False`) the perturbed states themselves
+travel in fp32: int8 matmuls without VNNI have not been measured here, and fp32 tangents would cost
+what the states cost.
 
 The most sensitive linears per extra byte are then promoted to 8-bit until the size budget is spent.
-Linearized KLs are within ~0.8-1.3x of the exact ones, enough to rank but not to settle the linears
-near the cut, so those (`near_cut`) are measured again exactly in a second, short pass
-(`layerwise.remeasure`): on SmolLM2 the 12 nearest already give the exact pass's choice."""
+Linearized KLs are close to the exact ones (bench/results/sensitivity_variants-smollm2-int8.md), close
+enough to rank but not to settle the linears near the cut, so those (`near_cut`) are measured again
+exactly in a second, short pass (`layerwise.remeasure`): on SmolLM2 the 12 nearest already give the
+exact pass's choice."""
 from __future__ import annotations
 
-import copy
-import gc
 import math
-import warnings
 
 import torch
 from torch import nn
-from torch.func import linearize, vmap
 from torch.nn import functional as F
 
 from .schemes import weight_bytes
+from .tangent import Int8Weight, LayerTangent
 
 TOKENS = 256  # one window: enough to rank the linears (v_proj first on SmolLM2), cheap to carry
 WINDOW = 0  # which calibration window it reads
 BATCH = 8  # perturbations advanced per layer call
-TANGENT_DTYPE = torch.bfloat16
+TANGENT_DTYPE = torch.bfloat16  # between layers
 
 
-def bf16_units() -> bool:
-    """x86 CPUs with AVX512-BF16 or AMX; other CPUs take the exact pass (see the module docstring)."""
-    return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+def int8_units() -> bool:
+    """x86 CPUs with AVX512-VNNI or AMX; other CPUs take the exact pass (see the module docstring)."""
+    return torch.cpu._is_vnni_supported() or torch.cpu._is_amx_tile_supported()
 
 
-LINEARIZED = bf16_units()
+LINEARIZED = int8_units()
 REMEASURED = 16  # linears nearest the cut measured again exactly (see the module docstring)
 
 
@@ -60,16 +58,17 @@ class Sensitivity:
     def step(self, layer: nn.Module, int4_weights: dict[str, torch.Tensor], *rope) -> None:
         """Advance through one float layer; `int4_weights` maps the layer's linears (their module
         path inside `layer`, and the full name) to their dequantized int4 weights."""
-        if self.perturbed:
-            carry = self._carrier(layer, rope)
-            for i in range(0, len(self.perturbed), BATCH):
-                self.perturbed[i:i + BATCH] = carry(torch.cat(self.perturbed[i:i + BATCH])).split(1)
-            del carry
-            if self.linearized:  # the traced derivative sits in reference cycles: unfreed, the layers'
-                gc.collect()     # bf16 copies pile up (a 7B export's peak +2.4 GiB)
+        if self.linearized:  # the float forward, with what the derivative needs recorded on the way
+            tangent = LayerTangent(layer, self.hidden, *rope)
+            middle, hidden = tangent.middle, tangent.output
+            carry = lambda tangents: tangent(tangents.float()).to(TANGENT_DTYPE)  # noqa: E731
+        else:
+            middle = layer.attend(self.hidden, *rope)
+            hidden = layer.feed(middle)
+            carry = lambda states: layer(states, *rope)  # noqa: E731
+        for i in range(0, len(self.perturbed), BATCH):
+            self.perturbed[i:i + BATCH] = carry(torch.cat(self.perturbed[i:i + BATCH])).split(1)
         self.inputs.append(self.hidden)
-        middle = layer.attend(self.hidden, *rope)
-        hidden = layer.feed(middle)
         for (path, full_name), weight in int4_weights.items():
             if path.startswith("feed_forward."):  # the attention half is unchanged: start after it
                 state = with_weight(layer.feed, layer.get_submodule(path), weight, middle)
@@ -79,32 +78,19 @@ class Sensitivity:
             self.names.append(full_name)
         self.hidden = hidden
 
-    def _carrier(self, layer: nn.Module, rope: tuple):
-        """What takes a batch of perturbations through `layer`: the layer itself, or its bf16 copy's
-        derivative at the float state, traced once per layer (`linearize`: the float state's forward is
-        then paid once, not once per batch). At 7B shapes a batch takes 2.3 s instead of 3.0 s with a
-        `jvp` per batch, for ~1.7 s of tracing per layer; the tangents are bit-identical."""
-        if not self.linearized:
-            return lambda states: layer(states, *rope)
-        low = copy.deepcopy(layer).to(TANGENT_DTYPE)
-        with warnings.catch_warnings():  # make_fx notes that the traced weights become graph constants
-            warnings.simplefilter("ignore", UserWarning)
-            _, derivative = linearize(lambda x: low(x, *rope), self.hidden.to(TANGENT_DTYPE))
-        return vmap(lambda tangent: derivative(tangent[None])[0])
-
     @torch.no_grad()
     def finish(self, norm: nn.Module, output: nn.Module) -> dict[str, float]:
         normed = norm(self.hidden)
         logits = output(normed).float()
         reference = F.log_softmax(logits, -1)
         p = reference.exp()
-        if self.linearized:  # the head is linear: only the change of the normed state goes through it, in bf16
-            low = copy.deepcopy(output).to(TANGENT_DTYPE)
+        if self.linearized:  # the head is linear: only the change of the normed state goes through it, in int8
+            head = Int8Weight(output.weight)
         kl = {}
         for name, perturbed in zip(self.names, self.perturbed):
             if self.linearized:
                 change = norm(self.hidden + perturbed.float()) - normed
-                perturbed_logits = logits + low(change.to(TANGENT_DTYPE)).float()
+                perturbed_logits = logits + head(change)
             else:
                 perturbed_logits = output(norm(perturbed)).float()
             kl[name] = float((p * (reference - F.log_softmax(perturbed_logits, -1))).sum(-1).mean())

@@ -58,25 +58,34 @@ class Sensitivity:
     def step(self, layer: nn.Module, int4_weights: dict[str, torch.Tensor], *rope) -> None:
         """Advance through one float layer; `int4_weights` maps the layer's linears (their module
         path inside `layer`, and the full name) to their dequantized int4 weights."""
-        if self.linearized:  # the float forward, with what the derivative needs recorded on the way
-            tangent = LayerTangent(layer, self.hidden, *rope)
-            middle, hidden = tangent.middle, tangent.output
-            carry = lambda tangents: tangent(tangents.float()).to(TANGENT_DTYPE)  # noqa: E731
-        else:
-            middle = layer.attend(self.hidden, *rope)
-            hidden = layer.feed(middle)
-            carry = lambda states: layer(states, *rope)  # noqa: E731
-        for i in range(0, len(self.perturbed), BATCH):
-            self.perturbed[i:i + BATCH] = carry(torch.cat(self.perturbed[i:i + BATCH])).split(1)
+        advance = self._linearized if self.linearized else self._exact
+        hidden, starts = advance(layer, {path: weight for (path, _), weight in int4_weights.items()}, rope)
+        self.perturbed += starts
+        self.names += [name for _, name in int4_weights]
         self.inputs.append(self.hidden)
-        for (path, full_name), weight in int4_weights.items():
-            if path.startswith("feed_forward."):  # the attention half is unchanged: start after it
-                state = with_weight(layer.feed, layer.get_submodule(path), weight, middle)
-            else:
-                state = with_weight(layer, layer.get_submodule(path), weight, self.hidden, *rope)
-            self.perturbed.append((state - hidden).to(TANGENT_DTYPE) if self.linearized else state)
-            self.names.append(full_name)
         self.hidden = hidden
+
+    def _linearized(self, layer: nn.Module, weights: dict[str, torch.Tensor], rope: tuple):
+        """Tangents through the layer's derivative at the float state (tangent.py), which also gives the
+        float forward and, in one batch, the tangents the layer's own int4 linears start."""
+        tangent = LayerTangent(layer, self.hidden, *rope)
+        self._carry(lambda tangents: tangent(tangents.float()).to(TANGENT_DTYPE))
+        return tangent.output, [start.to(TANGENT_DTYPE) for start in tangent.starts(weights).split(1)]
+
+    def _exact(self, layer: nn.Module, weights: dict[str, torch.Tensor], rope: tuple):
+        """fp32 states through the float layer; each of the layer's linears starts one: the layer's
+        output with that linear at int4 (from the middle for the feed-forward's: the attention half
+        is unchanged)."""
+        self._carry(lambda states: layer(states, *rope))
+        middle = layer.attend(self.hidden, *rope)
+        starts = [with_weight(layer.feed, layer.get_submodule(path), weight, middle) if path.startswith("feed_forward.")
+                  else with_weight(layer, layer.get_submodule(path), weight, self.hidden, *rope)
+                  for path, weight in weights.items()]
+        return layer.feed(middle), starts
+
+    def _carry(self, through) -> None:
+        for i in range(0, len(self.perturbed), BATCH):
+            self.perturbed[i:i + BATCH] = through(torch.cat(self.perturbed[i:i + BATCH])).split(1)
 
     @torch.no_grad()
     def finish(self, norm: nn.Module, output: nn.Module) -> dict[str, float]:

@@ -17,23 +17,29 @@ from torch import nn
 
 class LayerTangent:
     """`layer` at the float state `x` [1, T, dim]: `middle` and `output` are its float forward
-    (`layer.attend(x)`, `layer.feed(middle)`, the very same calls), and calling it maps tangents
-    [B, T, dim] at `x` to tangents at `output`."""
+    (`layer.attend(x)`, `layer.feed(middle)`, the very same calls), calling it maps tangents
+    [B, T, dim] at `x` to tangents at `output`, and `starts` gives the tangents that changes of its
+    linears' weights make there."""
 
     @torch.no_grad()
     def __init__(self, layer: nn.Module, x: torch.Tensor, cos, sin, positions):
         self.layer, self.cos, self.sin = layer, cos, sin
-        seen = {}
+        seen, inputs = {}, {}
+
+        def record_input(path):  # what each linear multiplies, for `starts`
+            return lambda _m, args: inputs.update({path: args[0]})
+
         hooks = [layer.attention.core.register_forward_hook(lambda _m, args, _out: seen.update(qkv=args[:3])),
                  layer.feed_forward.w1.register_forward_hook(lambda _m, _args, out: seen.update(gate=out)),
-                 layer.feed_forward.w3.register_forward_hook(lambda _m, _args, out: seen.update(up=out))]
+                 layer.feed_forward.w3.register_forward_hook(lambda _m, _args, out: seen.update(up=out)),
+                 *(layer.get_submodule(path).register_forward_pre_hook(record_input(path)) for path in LINEARS)]
         try:
             self.middle = layer.attend(x, cos, sin, positions)
             self.output = layer.feed(self.middle)
         finally:
             for hook in hooks:
                 hook.remove()
-        self.x = x
+        self.x, self.inputs = x, inputs
         q, k, v = (t.transpose(1, 2) for t in seen["qkv"])  # [1, heads, T, head_dim], rotated
         group = q.shape[1] // k.shape[1]  # query heads per kv head (grouped-query attention)
         self.group, self.scale = group, q.shape[-1] ** -0.5
@@ -54,17 +60,30 @@ class LayerTangent:
                 "gate_up": Int8Weight(ffn.w1.weight, ffn.w3.weight), "down": Int8Weight(ffn.w2.weight)}
 
     @torch.no_grad()
-    def __call__(self, dx: torch.Tensor) -> torch.Tensor:
-        w, att = self.weights, self.layer.attention
+    def __call__(self, dx: torch.Tensor, at: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+        """`at` adds tangents [B, T, out] at the outputs of the linears it names (see `starts`)."""
+        w, att, at = self.weights, self.layer.attention, at or {}
         b, t, _ = dx.shape
         dq, dk, dv = w["qkv"](norm_tangent(self.layer.attention_norm, self.x, dx)).split(
             [att.n_heads * att.head_dim, att.n_kv_heads * att.head_dim, att.n_kv_heads * att.head_dim], -1)
+        dq, dk, dv = (d + at.get(f"attention.{name}", 0) for d, name in zip((dq, dk, dv), ("wq", "wk", "wv")))
         dq = att.rotary(dq.view(b, t, att.n_heads, att.head_dim), self.cos, self.sin)  # rotary is linear
         dk = att.rotary(dk.view(b, t, att.n_kv_heads, att.head_dim), self.cos, self.sin)
         dv = dv.view(b, t, att.n_kv_heads, att.head_dim)
-        dmiddle = dx + w["o"](self.attention_tangent(dq, dk, dv))
+        dmiddle = dx + w["o"](self.attention_tangent(dq, dk, dv)) + at.get("attention.wo", 0)
         dgate, dup = w["gate_up"](norm_tangent(self.layer.ffn_norm, self.middle, dmiddle)).chunk(2, -1)
-        return dmiddle + w["down"](self.dgate * dgate + self.silu_gate * dup)
+        dgate, dup = dgate + at.get("feed_forward.w1", 0), dup + at.get("feed_forward.w3", 0)
+        return dmiddle + w["down"](self.dgate * dgate + self.silu_gate * dup) + at.get("feed_forward.w2", 0)
+
+    def starts(self, weights: dict[str, torch.Tensor]) -> torch.Tensor:
+        """[len(weights), T, dim]: for each linear (path -> another weight), the tangent at `output`
+        when that linear alone takes the other weight: first order in the change, as is the carry."""
+        n, t, dim = len(weights), self.x.shape[1], self.x.shape[2]
+        at = {}
+        for i, (path, weight) in enumerate(weights.items()):
+            change = self.inputs[path][0] @ (weight - self.layer.get_submodule(path).weight).T  # [T, out]
+            at.setdefault(path, torch.zeros(n, t, change.shape[-1]))[i] = change
+        return self(torch.zeros(n, t, dim), at)
 
     def attention_tangent(self, dq, dk, dv) -> torch.Tensor:
         """Of softmax(q k^T / sqrt(d)) v, causal: [B, T, heads, d] tangents (k, v: kv heads) -> [B, T, heads * d]."""
@@ -77,6 +96,10 @@ class LayerTangent:
     def per_query_head(self, kv: torch.Tensor) -> torch.Tensor:
         """[B, kv heads, T, d] -> [B, heads, T, d]: each kv head for the query heads that share it."""
         return kv if self.group == 1 else kv.repeat_interleave(self.group, 1)
+
+
+LINEARS = ("attention.wq", "attention.wk", "attention.wv", "attention.wo",
+           "feed_forward.w1", "feed_forward.w2", "feed_forward.w3")
 
 
 def norm_tangent(norm: nn.Module, x: torch.Tensor, dx: torch.Tensor) -> torch.Tensor:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-from torch.func import jvp
+from torch.func import functional_call, jvp
 
 from edgellama.model import ModelArgs, TransformerBlock, rope_cos_sin
-from edgellama.tangent import Int8Weight, LayerTangent
+from edgellama.tangent import LINEARS, Int8Weight, LayerTangent
 
 T = 40
 
@@ -46,15 +46,31 @@ def test_float_forward_is_the_layers_own(heads):
         assert torch.equal(tangent.output, layer(x, *rope))
 
 
+def with_float_matmuls(tangent: LayerTangent) -> LayerTangent:
+    att, ffn = tangent.layer.attention, tangent.layer.feed_forward
+    tangent.weights = {"qkv": FloatWeight(att.wq.weight, att.wk.weight, att.wv.weight), "o": FloatWeight(att.wo.weight),
+                       "gate_up": FloatWeight(ffn.w1.weight, ffn.w3.weight), "down": FloatWeight(ffn.w2.weight)}
+    return tangent
+
+
 @pytest.mark.parametrize("heads", [(4, 4), (4, 2)], ids=["mha", "gqa"])
 def test_derivative_with_float_matmuls_is_jvps(heads):
     layer, x, rope = layer_and_state(*heads)
     tangents = torch.randn(3, T, x.shape[-1]) * torch.rand(3, T, 1)  # rows of unlike sizes
-    tangent = LayerTangent(layer, x, *rope)
-    att, ffn = layer.attention, layer.feed_forward
-    tangent.weights = {"qkv": FloatWeight(att.wq.weight, att.wk.weight, att.wv.weight), "o": FloatWeight(att.wo.weight),
-                       "gate_up": FloatWeight(ffn.w1.weight, ffn.w3.weight), "down": FloatWeight(ffn.w2.weight)}
+    tangent = with_float_matmuls(LayerTangent(layer, x, *rope))
     torch.testing.assert_close(tangent(tangents), reference(layer, x, rope, tangents), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("heads", [(4, 4), (4, 2)], ids=["mha", "gqa"])
+def test_starts_are_the_derivative_along_each_weight_change(heads):
+    layer, x, rope = layer_and_state(*heads)
+    changes = {path: 0.01 * torch.randn_like(layer.get_submodule(path).weight) for path in LINEARS}
+    got = with_float_matmuls(LayerTangent(layer, x, *rope)).starts(
+        {path: layer.get_submodule(path).weight + change for path, change in changes.items()})
+    for i, (path, change) in enumerate(changes.items()):
+        weight = layer.get_submodule(path).weight
+        _, want = jvp(lambda w: functional_call(layer, {f"{path}.weight": w}, (x, *rope)), (weight,), (change,))
+        torch.testing.assert_close(got[i:i + 1], want.detach(), rtol=1e-4, atol=1e-6, msg=path)
 
 
 @pytest.mark.parametrize("heads", [(4, 4), (4, 2)], ids=["mha", "gqa"])

@@ -26,11 +26,11 @@ def machine() -> dict:
 
 def cpu() -> str:
     """The architecture, the CPU's model name and its widest vector units: matmul speed, and with it
-    the default recipe's path (sensitivity.bf16_units), differs between boxes by them."""
+    the default recipe's path (sensitivity.int8_units), differs between boxes by them."""
     info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
     name = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), "")
     flags = set(next((line.split(":", 1)[1].split() for line in info.splitlines() if line.startswith("flags")), []))
-    units = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_tile") if f in flags]
+    units = [f for f in ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile") if f in flags]
     return ", ".join(x for x in (platform.machine(), name, "+".join(units)) if x)
 
 

@@ -83,7 +83,7 @@ def main():
     ap.add_argument("--size-budget", type=float, default=1.15)
     ap.add_argument("--name", default="quant_profile-llama2-7b")
     ap.add_argument("--sens-tokens", type=int, help="override sensitivity.TOKENS (positions the pass carries)")
-    ap.add_argument("--exact", action="store_true", help="the exact sensitivity measure (fp32 states) even where bf16 units make the linearized one the default")
+    ap.add_argument("--exact", action="store_true", help="the exact sensitivity measure (fp32 states) even where int8 units make the linearized one the default")
     ap.add_argument("--eager-search", action="store_true", help="the scale search eager at every size (as before it was compiled for large weights)")
     ap.add_argument("--checkpoint", help="an existing synthetic checkpoint folder (default: made under .cache/bench)")
     a = ap.parse_args()
@@ -91,7 +91,7 @@ def main():
     import edgellama.sensitivity as sensitivity
 
     sensitivity.TOKENS = a.sens_tokens or sensitivity.TOKENS
-    sensitivity.LINEARIZED = sensitivity.LINEARIZED and not a.exact  # the default is the CPU's (sensitivity.bf16_units)
+    sensitivity.LINEARIZED = sensitivity.LINEARIZED and not a.exact  # the default is the CPU's (sensitivity.int8_units)
     if a.eager_search:
         import edgellama.algorithms as algorithms
 

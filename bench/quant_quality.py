@@ -43,7 +43,7 @@ def main():
     ap.add_argument("--sensitivity-window", type=int, default=0,
                     help="the calibration window the sensitivity pass reads (default 0, as the product)")
     ap.add_argument("--sensitivity", choices=["auto", "exact", "linearized"], default="auto",
-                    help="which sensitivity pass (auto: the product's choice for this CPU, sensitivity.bf16_units)")
+                    help="which sensitivity pass (auto: the product's choice for this CPU, sensitivity.int8_units)")
     ap.add_argument("--calibration-windows", type=int, default=CALIBRATION_WINDOWS,
                     help="calibration windows of 512 tokens (default: the product's)")
     a = ap.parse_args()

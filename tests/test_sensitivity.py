@@ -1,5 +1,5 @@
 """The sensitivity pass behind mixed precision: the exact measure is the KL of the model with one
-linear at int4, the default linearized measure (bf16 tangents) agrees with it, and the linears near
+linear at int4, the default linearized measure (int8 tangents) agrees with it, and the linears near
 the 8-bit cut are measured again exactly."""
 from __future__ import annotations
 

@@ -4,9 +4,10 @@ The sensitivity pass (sensitivity.py) carries each linear's perturbation through
 the tangent of the float model at the float state. Here that tangent map is spelled out for
 `model.TransformerBlock` (RMSNorm, rotary grouped-query attention, SwiGLU), together with the tangents
 that changes of the layer's own weights start, so that its matmuls can take int8: the tangent
-rounded per row (one scale per token) and the float weights per output channel. On CPUs with int8 dot-product units that is ~2x bf16 and ~4.6x fp32 (2048x4096 @ 4096x11008
-on the avx512_bf16 box: 0.25 s, 0.48 s, 1.15 s). Between the matmuls everything is fp32, and as with
-any tangent the rounding is relative to the perturbation, not to the hidden state."""
+rounded per row (one scale per token) and the float weights per output channel. On CPUs with int8
+dot-product units that is ~2x bf16 and ~4.6x fp32 (2048x4096 @ 4096x11008 on the avx512_vnni box:
+0.25 s, 0.48 s, 1.15 s). Between the matmuls everything is fp32, and as with any tangent the rounding
+is relative to the perturbation, not to the hidden state."""
 from __future__ import annotations
 
 import functools

@@ -15,6 +15,8 @@ import functools
 import torch
 from torch import nn
 
+from .quant_math import symmetric_rtn
+
 
 class LayerTangent:
     """`layer` at the float state `x` [1, T, dim]: `middle` and `output` are its float forward
@@ -114,9 +116,8 @@ class Int8Weight:
     called on float x [..., K], rounds x to int8 per row and returns x @ W^T [..., sum N_i] in fp32."""
 
     def __init__(self, *weights: torch.Tensor):
-        w = torch.cat(weights).float()
-        self.scale = w.abs().amax(1).clamp(min=1e-30) / 127
-        self.int8 = torch.round(w / self.scale[:, None]).to(torch.int8).T.contiguous()  # [K, N]: _int_mm's layout
+        q, scale = symmetric_rtn(torch.cat(weights), 8, 0)  # as the 8-bit linears themselves are rounded
+        self.int8, self.scale = q.T.contiguous(), scale[:, 0]  # [K, N]: _int_mm's layout
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         rows = x.reshape(-1, x.shape[-1])
